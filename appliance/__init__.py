@@ -1,0 +1,1 @@
+"""seedqa appliance package."""

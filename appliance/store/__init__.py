@@ -1,0 +1,70 @@
+"""Database storage.
+
+Samples, captures, seeds and calibrations live in a SQL database (SQLite by default,
+WAL journal, foreign keys on; any SQLAlchemy URL works) migrated by Alembic; images
+live beside it as files named by their SHA-256.
+"""
+
+from appliance.store.db import (
+    Database,
+    alembic_config,
+    create_engine_for,
+    sqlite_url,
+    upgrade,
+    upgrade_engine,
+)
+from appliance.store.images import (
+    ImageEncodeError,
+    ImageNotFound,
+    ImageStore,
+    check_sha256,
+    decode_png,
+    encode_png,
+)
+from appliance.store.repository import (
+    CalibrationEntry,
+    CalibrationNotFound,
+    CaptureInput,
+    CaptureRecord,
+    RigMismatch,
+    SampleListing,
+    SampleNotFound,
+    SampleRecord,
+    SeedRecord,
+    get_calibration,
+    get_sample,
+    latest_calibration,
+    list_samples,
+    save_calibration,
+    save_sample,
+)
+
+__all__ = [
+    "CalibrationEntry",
+    "CalibrationNotFound",
+    "CaptureInput",
+    "CaptureRecord",
+    "Database",
+    "ImageEncodeError",
+    "ImageNotFound",
+    "ImageStore",
+    "RigMismatch",
+    "SampleListing",
+    "SampleNotFound",
+    "SampleRecord",
+    "SeedRecord",
+    "alembic_config",
+    "check_sha256",
+    "create_engine_for",
+    "decode_png",
+    "encode_png",
+    "get_calibration",
+    "get_sample",
+    "latest_calibration",
+    "list_samples",
+    "save_calibration",
+    "save_sample",
+    "sqlite_url",
+    "upgrade",
+    "upgrade_engine",
+]

@@ -1,0 +1,1 @@
+"""seedqa calibration package."""

@@ -1,0 +1,1 @@
+"""seedqa ui package."""
