@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from drivers.base import View
+from drivers.target import DotTarget
 from drivers.kernels import Condition, Kernel, random_kernel, render_face
 
 log = logging.getLogger(__name__)
@@ -470,24 +471,11 @@ def _render_view(
     return _sensor(img, appearance, rng), labels
 
 
-#: The calibration target: a grid of dots, pitch 10 mm, with three larger dots that
-#: fix its origin and axes: (0, 0), (1, 0) and (0, 2) in grid units.
-TARGET_PITCH_MM = 10.0
-TARGET_GRID = (19, 15)
-TARGET_MARKERS = ((0, 0), (1, 0), (0, 2))
-
-
-def target_points_mm() -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
-    """Dot centres of the target in its own frame (mm) and which are markers."""
-    nx, ny = TARGET_GRID
-    gx, gy = np.meshgrid(np.arange(nx), np.arange(ny))
-    grid = np.stack([gx.ravel(), gy.ravel()], axis=1)
-    markers = np.array([tuple(g) in TARGET_MARKERS for g in grid.tolist()])
-    return grid * TARGET_PITCH_MM, markers
-
-
 def render_target(
-    geometry: RigGeometry, appearance: Appearance, rng: np.random.Generator
+    geometry: RigGeometry,
+    appearance: Appearance,
+    rng: np.random.Generator,
+    target: DotTarget | None = None,
 ) -> tuple[dict[View, NDArray[np.uint8]], NDArray[np.float64]]:
     """Render the dot target, lying near the plate centre, in both views.
 
@@ -497,7 +485,8 @@ def render_target(
     target_to_plate : (3, 3) ndarray
         Where the target lies: its frame (mm) to the plate frame (mm).
     """
-    points, markers = target_points_mm()
+    target = target or DotTarget()
+    points, markers = target.points_mm(), target.is_marker()
     centre_px = np.array(geometry.image_size, np.float64)[None] / 2
     plate_centre = _apply(np.linalg.inv(geometry.plate_to_top), centre_px)[0]
     angle = rng.uniform(-0.05, 0.05)

@@ -40,6 +40,8 @@ class RenderedScene:
     images: dict[View, NDArray[np.uint8]]
     truth: SampleTruth | None
     seed: int
+    #: For a target scene, its pose: target frame (mm) to plate frame (mm).
+    target_to_plate: NDArray[np.float64] | None = None
 
 
 class SimulatedBench:
@@ -92,11 +94,11 @@ class SimulatedBench:
 
     def lay_target(self, *, seed: int = 0) -> RenderedScene:
         """Put the calibration target on the plate."""
-        images, _ = render_target(
+        images, pose = render_target(
             self.geometry, self.appearance, np.random.default_rng(seed)
         )
         with self._lock:
-            self._scene = RenderedScene("target", images, None, seed)
+            self._scene = RenderedScene("target", images, None, seed, pose)
             return self._scene
 
     def clear(self, *, seed: int = 0) -> RenderedScene:
