@@ -8,15 +8,16 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The main job on the simulated rig; its data stays in out/ inside the checkout.
 run: $(STAMP)
-	$(BIN)/seedqa demo --out out/demo
+	SEEDQA_DATA_DIR=$(CURDIR)/out/data $(BIN)/seedqa capture --rig simulated \
+		--recipe maize --lot DEMO-LOT --sample S-0001 --operator Demo --out out/run
 
 test: $(STAMP)
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -90,20 +90,28 @@ def match_views(
             used_top.add(i)
             used_bottom.add(j)
 
-    lone_top = [SeedPair(t, None, 0.0, (TOP_ONLY,)) for i, t in enumerate(top)
-                if i not in used_top]
-    lone_bottom = [SeedPair(None, b, 0.0, (BOTTOM_ONLY,)) for j, b in enumerate(bottom)
-                   if j not in used_bottom]
+    lone_top = [
+        SeedPair(t, None, 0.0, (TOP_ONLY,))
+        for i, t in enumerate(top)
+        if i not in used_top
+    ]
+    lone_bottom = [
+        SeedPair(None, b, 0.0, (BOTTOM_ONLY,))
+        for j, b in enumerate(bottom)
+        if j not in used_bottom
+    ]
     if lone_top or lone_bottom:
         log.debug(
             "pairing: %d pairs, %d top only, %d bottom only",
-            len(pairs), len(lone_top), len(lone_bottom),
+            len(pairs),
+            len(lone_top),
+            len(lone_bottom),
         )
     return pairs + lone_top + lone_bottom
 
 
 def _map_outline(region: SeedRegion, homography: NDArray[np.float64]) -> NDArray:
-    """The region's outline in the other view's pixels, (P, 2) float (x, y)."""
+    """Map the region's outline into the other view: (P, 2) float (x, y) pixels."""
     contours, _ = cv2.findContours(
         region.mask.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
     )

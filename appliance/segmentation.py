@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from numpy.typing import NDArray
-from scipy import ndimage
 from skimage.segmentation import watershed
 
 log = logging.getLogger(__name__)
@@ -31,6 +30,12 @@ OVEREXPOSED = "overexposed"  # mostly saturated
 UNDEREXPOSED = "underexposed"  # mostly black
 LOW_CONTRAST = "low_contrast"  # no usable difference between seeds and plate
 FATAL_FRAME_FLAGS = frozenset({OVEREXPOSED, UNDEREXPOSED, LOW_CONTRAST})
+
+#: Images narrower than this are refused (the camera contract's minimum too).
+MIN_SIDE_PX = 16
+
+#: Blobs smaller than this are sensor noise or dust at any scale, pixels.
+MIN_AREA_PX = 30
 
 
 class InvalidImage(ValueError):
@@ -128,7 +133,7 @@ def as_rgb8(image: NDArray[np.generic]) -> NDArray[np.uint8]:
         raise InvalidImage(
             f"expected an (H, W), (H, W, 3) or (H, W, 4) image, got shape {image.shape}"
         )
-    if min(image.shape[:2]) < 8:
+    if min(image.shape[:2]) < MIN_SIDE_PX:
         raise InvalidImage(
             f"image of {image.shape[1]}x{image.shape[0]} px is too small"
         )
@@ -144,16 +149,21 @@ def as_rgb8(image: NDArray[np.generic]) -> NDArray[np.uint8]:
     raise InvalidImage(f"expected uint8, uint16 or float pixels, got {image.dtype}")
 
 
-def frame_quality(rgb: NDArray[np.uint8]) -> tuple[str, ...]:
+def thumbnail(rgb: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """Shrink an image to one eighth of its size, by area averaging."""
+    h, w = rgb.shape[:2]
+    size = (max(w // 8, 1), max(h // 8, 1))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+
+
+def frame_quality(small: NDArray[np.uint8]) -> tuple[str, ...]:
     """Flag frames unfit to measure: saturated, black, or flat.
 
     Parameters
     ----------
-    rgb : (H, W, 3) uint8 ndarray
+    small : (h, w, 3) uint8 ndarray
+        The frame's `thumbnail` (or the frame itself).
     """
-    small = cv2.resize(rgb, None, fx=0.125, fy=0.125, interpolation=cv2.INTER_AREA)
-    if small.size == 0:
-        small = rgb
     grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
     flags = []
     if np.mean(small.max(axis=2) >= 250) > 0.9:
@@ -165,22 +175,32 @@ def frame_quality(rgb: NDArray[np.uint8]) -> tuple[str, ...]:
     return tuple(flags)
 
 
-def plate_light(rgb: NDArray[np.uint8]) -> NDArray[np.float32]:
+def plate_light(small: NDArray[np.uint8]) -> NDArray[np.float32]:
     """Estimate the empty plate's brightness under the seeds, per channel.
 
     Background pixels (brighter than Otsu's threshold, away from seeds) are averaged
     with a wide Gaussian by normalised convolution, so light falloff and colour cast
     are followed without knowing the seed size.
 
+    Parameters
+    ----------
+    small : (h, w, 3) uint8 ndarray
+        The frame's `thumbnail`.
+
     Returns
     -------
-    (H / 8, W / 8, 3) float32 ndarray
-        The plate's light at one eighth of the resolution, in grey levels.
+    (h, w, 3) float32 ndarray
+        The plate's light at the thumbnail's resolution, in grey levels.
     """
-    small = cv2.resize(rgb, None, fx=0.125, fy=0.125, interpolation=cv2.INTER_AREA)
     grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
-    level, _ = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    plate = (grey > level).astype(np.uint8)
+    # The plate is what is nearly as bright as its neighbourhood's brightest: a
+    # local test, so light falloff across the plate is not mistaken for seeds.
+    size = max(small.shape[:2]) // 8 | 1
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+    envelope = cv2.GaussianBlur(
+        cv2.dilate(grey, disc).astype(np.float32), (0, 0), size / 2
+    )
+    plate = (grey > 0.85 * envelope).astype(np.uint8)
     plate = cv2.erode(plate, np.ones((3, 3), np.uint8))
     sigma = max(small.shape[:2]) / 16
     weight = cv2.GaussianBlur(plate.astype(np.float32), (0, 0), sigma) + 1e-6
@@ -188,23 +208,34 @@ def plate_light(rgb: NDArray[np.uint8]) -> NDArray[np.float32]:
     for c in range(3):
         masked = small[..., c].astype(np.float32) * plate
         light[..., c] = cv2.GaussianBlur(masked, (0, 0), sigma) / weight
+    # Far from any visible plate (a frame full of seeds), use the plate's median.
     fallback = np.median(small[plate.astype(bool)], axis=0) if plate.any() else 255
-    light[weight[..., 0] < 0.05 if light.ndim == 2 else weight < 0.05] = fallback
+    light[weight < 0.05] = fallback
     return np.maximum(light, 1.0)
 
 
-def darkening(rgb: NDArray[np.uint8]) -> NDArray[np.uint8]:
+def darkening(
+    rgb: NDArray[np.uint8], small: NDArray[np.uint8] | None = None
+) -> NDArray[np.uint8]:
     """How much each pixel absorbs against the plate: 0 (plate) to 255 (black).
 
     The largest relative darkening over the three channels, so a yellow seed
     counts by its blue channel and a dark seed by all of them.
+
+    Parameters
+    ----------
+    rgb : (H, W, 3) uint8 ndarray
+        The frame.
+    small : (H / 8, W / 8, 3) uint8 ndarray, optional
+        Its `thumbnail`, when already made.
 
     Returns
     -------
     (H, W) uint8 ndarray
     """
     h, w = rgb.shape[:2]
-    light = np.clip(plate_light(rgb) + 0.5, 1, 255).astype(np.uint8)
+    small = thumbnail(rgb) if small is None else small
+    light = np.clip(plate_light(small) + 0.5, 1, 255).astype(np.uint8)
     light8 = cv2.resize(light, (w, h), interpolation=cv2.INTER_LINEAR)
     # Per channel brightness relative to the plate, 255 = as bright as the plate;
     # OpenCV's saturating uint8 arithmetic is several times faster than floats.
@@ -242,18 +273,19 @@ def segment(
     h, w = rgb.shape[:2]
     empty = np.zeros((h, w), np.uint16)
 
-    flags = frame_quality(rgb)
+    small = thumbnail(rgb)
+    flags = frame_quality(small)
     if flags:
         log.warning("frame %dx%d unfit to segment: %s", w, h, ", ".join(flags))
         return Segmentation(empty, [], flags, 0.0)
 
-    dark = darkening(rgb)
+    dark = darkening(rgb, small)
     level, _ = cv2.threshold(dark, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     # Otsu on a nearly empty plate splits the noise; a seed must stand clear of it.
-    sample = dark[::4, ::4]
-    noise = float(np.median(sample)) + 4 * _mad(sample)
-    level = max(level, noise, 12.0)
-    fg = (dark > level).astype(np.uint8)
+    median, mad = _median_mad(dark[::4, ::4])
+    noise = median + 8 * mad
+    level = max(level, noise, 16.0)
+    _, fg = cv2.threshold(dark, level, 1, cv2.THRESH_BINARY)
     fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     # Closing bridges pale cracks across a seed; gaps between seeds are wider.
     fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
@@ -261,32 +293,34 @@ def segment(
 
     n, blobs, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
     areas = stats[1:, cv2.CC_STAT_AREA]
+    areas = areas[areas >= MIN_AREA_PX]
     if seed_area_px is None:
         seed_area_px = estimate_seed_area(areas)
-    if n <= 1 or seed_area_px <= 0:
+    if areas.size == 0 or seed_area_px <= 0:
         return Segmentation(empty, [], (EMPTY,), 0.0)
 
     labels = np.zeros((h, w), np.uint16)
-    next_label = 1
+    regions: list[SeedRegion] = []
     for i in range(1, n):
         x, y, bw, bh, area = (int(v) for v in stats[i])
         at_border = x == 0 or y == 0 or x + bw == w or y + bh == h
-        if area < (0.005 if at_border else 0.05) * seed_area_px:
+        if area < max((0.005 if at_border else 0.05) * seed_area_px, MIN_AREA_PX):
             continue  # noise, not even a speck worth reporting
         roi = (slice(y, y + bh), slice(x, x + bw))
         blob = blobs[roi] == i
-        edge = np.zeros_like(blob)
-        edge[0, :], edge[-1, :] = y == 0, y + bh == h
-        edge[:, 0], edge[:, -1] = edge[:, 0] | (x == 0), edge[:, -1] | (x + bw == w)
+        pieces = [blob]
         if _looks_multiple(blob, seed_area_px):
+            edge = np.zeros_like(blob)
+            edge[0, :], edge[-1, :] = y == 0, y + bh == h
+            edge[:, 0] |= x == 0
+            edge[:, -1] |= x + bw == w
             pieces = _split(blob, seed_area_px, edge & blob)
-        else:
-            pieces = [blob]
         for piece in pieces:
-            labels[roi][piece] = next_label
-            next_label += 1
+            region = _region(len(regions) + 1, piece, (y, x), (h, w), seed_area_px)
+            r0, c0, r1, c1 = region.bbox
+            labels[r0:r1, c0:c1][region.mask] = region.label
+            regions.append(region)
 
-    regions = _regions(labels, seed_area_px)
     frame_flags: tuple[str, ...] = () if any(r.is_seed for r in regions) else (EMPTY,)
     log.debug(
         "segmented %dx%d: %d regions, seed area %.0f px",
@@ -305,17 +339,23 @@ def estimate_seed_area(areas: NDArray[np.integer]) -> float:
     seeds, so the median is robust to clumps and dust alike.
     """
     areas = np.asarray(areas, np.float64)
-    areas = areas[areas >= 20]
+    areas = areas[areas >= MIN_AREA_PX]
     if areas.size == 0:
         return 0.0
     big = areas[areas >= 0.2 * np.median(areas)]
     return float(np.median(big))
 
 
-def _mad(values: NDArray[np.uint8]) -> float:
-    """Median absolute deviation."""
-    sample = values.astype(np.float32)
-    return float(np.median(np.abs(sample - np.median(sample))))
+def _median_mad(values: NDArray[np.uint8]) -> tuple[float, float]:
+    """Median and median absolute deviation of 8-bit values, from histograms."""
+
+    def hist_median(hist: NDArray[np.int64]) -> float:
+        return float(np.searchsorted(np.cumsum(hist), hist.sum() / 2))
+
+    hist = np.bincount(values.ravel(), minlength=256)
+    median = hist_median(hist)
+    deviation = np.abs(np.arange(256) - int(median))
+    return median, hist_median(np.bincount(deviation, weights=hist, minlength=256))
 
 
 def _fill_holes(mask: NDArray[np.uint8]) -> NDArray[np.uint8]:
@@ -434,44 +474,39 @@ def _h_maxima(height: NDArray[np.uint16], h: int) -> NDArray[np.bool_]:
     return (ceiling_f - marker_f) >= h
 
 
-def _regions(labels: NDArray[np.uint16], seed_area_px: float) -> list[SeedRegion]:
-    """Properties and flags of every labelled region."""
-    h, w = labels.shape
-    n = int(labels.max())
-    if n == 0:
-        return []
-    regions = []
-    for k, found in enumerate(ndimage.find_objects(labels, n), start=1):
-        if found is None:
-            continue
-        rows, cols = found
-        mask = labels[rows, cols] == k
-        m = cv2.moments(mask.view(np.uint8), binaryImage=True)
-        area = int(round(m["m00"]))
-        cy = rows.start + m["m01"] / m["m00"]
-        cx = cols.start + m["m10"] / m["m00"]
-        mu20, mu02, mu11 = m["mu20"] / area, m["mu02"] / area, m["mu11"] / area
-        common = np.sqrt(((mu20 - mu02) / 2) ** 2 + mu11**2)
-        major = 4 * np.sqrt(max((mu20 + mu02) / 2 + common, 0))
-        minor = 4 * np.sqrt(max((mu20 + mu02) / 2 - common, 0))
-        flags = []
-        if rows.start == 0 or cols.start == 0 or rows.stop == h or cols.stop == w:
-            flags.append(BORDER)
-        if area < 0.3 * seed_area_px and BORDER not in flags:
-            flags.append(SPECK)
-        elif area > 2.0 * seed_area_px:
-            flags.append(CLUMP)
-        regions.append(
-            SeedRegion(
-                label=k,
-                bbox=(rows.start, cols.start, rows.stop, cols.stop),
-                mask=mask,
-                area_px=area,
-                centroid=(float(cy), float(cx)),
-                major_px=float(major),
-                minor_px=float(minor),
-                orientation_rad=float(0.5 * np.arctan2(2 * mu11, mu20 - mu02)),
-                flags=tuple(flags),
-            )
-        )
-    return regions
+def _region(
+    label: int,
+    piece: NDArray[np.bool_],
+    origin: tuple[int, int],
+    image_shape: tuple[int, int],
+    seed_area_px: float,
+) -> SeedRegion:
+    """Properties and flags of one region, given as a mask placed at `origin`."""
+    x, y, bw, bh = cv2.boundingRect(piece.view(np.uint8))
+    mask = piece[y : y + bh, x : x + bw]
+    r0, c0 = origin[0] + y, origin[1] + x
+    r1, c1 = r0 + bh, c0 + bw
+    m = cv2.moments(mask.view(np.uint8), binaryImage=True)
+    area = int(round(m["m00"]))
+    mu20, mu02, mu11 = m["mu20"] / area, m["mu02"] / area, m["mu11"] / area
+    common = np.sqrt(((mu20 - mu02) / 2) ** 2 + mu11**2)
+
+    flags = []
+    h, w = image_shape
+    if r0 == 0 or c0 == 0 or r1 == h or c1 == w:
+        flags.append(BORDER)
+    if area < 0.3 * seed_area_px and BORDER not in flags:
+        flags.append(SPECK)
+    elif area > 2.0 * seed_area_px:
+        flags.append(CLUMP)
+    return SeedRegion(
+        label=label,
+        bbox=(r0, c0, r1, c1),
+        mask=mask,
+        area_px=area,
+        centroid=(r0 + m["m01"] / m["m00"], c0 + m["m10"] / m["m00"]),
+        major_px=float(4 * np.sqrt(max((mu20 + mu02) / 2 + common, 0))),
+        minor_px=float(4 * np.sqrt(max((mu20 + mu02) / 2 - common, 0))),
+        orientation_rad=float(0.5 * np.arctan2(2 * mu11, mu20 - mu02)),
+        flags=tuple(flags),
+    )

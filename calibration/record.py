@@ -167,17 +167,24 @@ def calibrate(
     )
     log.info(
         "rig %s calibrated: top-to-bottom residual %.3f px, %.4f / %.4f mm per px",
-        rig, residual, mm_per_px["top"], mm_per_px["bottom"],
+        rig,
+        residual,
+        mm_per_px["top"],
+        mm_per_px["bottom"],
     )
     return record
 
 
 def _pair_residual(fits: dict[View, TargetFit], top_to_bottom: NDArray) -> float:
     """RMS distance between bottom dots and the top dots mapped onto them."""
-    top = {tuple(g): c for g, c in zip(fits["top"].grid.tolist(), fits["top"].centres_px)}
+    top_fit, bottom_fit = fits["top"], fits["bottom"]
+    top = {
+        tuple(g): c
+        for g, c in zip(top_fit.grid.tolist(), top_fit.centres_px, strict=True)
+    }
     pairs = [
         (top[tuple(g)], c)
-        for g, c in zip(fits["bottom"].grid.tolist(), fits["bottom"].centres_px)
+        for g, c in zip(bottom_fit.grid.tolist(), bottom_fit.centres_px, strict=True)
         if tuple(g) in top
     ]
     if len(pairs) < 8:
@@ -209,11 +216,9 @@ def _mm_per_px(target_to_view: NDArray, image_size: tuple[int, int]) -> float:
 
 
 def flat_field_archive(record: CalibrationRecord) -> bytes:
-    """The flat-field gains of both views as a NumPy ``.npz`` archive."""
+    """Pack the flat-field gains of both views as a NumPy ``.npz`` archive."""
     buffer = io.BytesIO()
-    np.savez_compressed(
-        buffer, **{v: record.flat_fields[v].gain for v in VIEWS}
-    )
+    np.savez_compressed(buffer, **{v: record.flat_fields[v].gain for v in VIEWS})
     return buffer.getvalue()
 
 

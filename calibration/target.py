@@ -69,7 +69,9 @@ def find_dots(
         weight = np.clip(patch - 0.05, 0, None)
         total = float(weight.sum())
         yy, xx = np.mgrid[0 : patch.shape[0], 0 : patch.shape[1]]
-        centres.append((x0 + (weight * xx).sum() / total, y0 + (weight * yy).sum() / total))
+        centres.append(
+            (x0 + (weight * xx).sum() / total, y0 + (weight * yy).sum() / total)
+        )
         areas.append(area)
     return np.array(centres, np.float64).reshape(-1, 2), np.array(areas, np.float64)
 
@@ -107,8 +109,10 @@ def fit_target(rgb: NDArray[np.uint8], target: DotTarget) -> TargetFit:
         grid = np.round(grid_f).astype(np.int64)
         ok = (
             (np.abs(grid_f - grid).max(axis=1) < 0.3)
-            & (grid[:, 0] >= 0) & (grid[:, 0] < target.columns)
-            & (grid[:, 1] >= 0) & (grid[:, 1] < target.rows)
+            & (grid[:, 0] >= 0)
+            & (grid[:, 0] < target.columns)
+            & (grid[:, 1] >= 0)
+            & (grid[:, 1] < target.rows)
         )
         if ok.sum() < 8:
             raise TargetNotFound(

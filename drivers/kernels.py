@@ -323,7 +323,7 @@ def _paint_defect(
             spot_y = rng.uniform(-0.3, 0.4) * kernel.length_mm
             spot = np.exp(-((kx**2 + (ky - spot_y) ** 2) / (2.2**2)))
             patches = np.maximum(patches, spot * rng.uniform(0.6, 1.0))
-        brown = np.array([0.42, 0.25, 0.11]) * rng.uniform(0.6, 1.1)
+        brown = np.array([0.36, 0.22, 0.10]) * rng.uniform(0.45, 0.9)
         _blend(rgb, brown.astype(np.float32), patches * rng.uniform(0.7, 0.95))
     elif kernel.condition == "silkcut":
         canvas = np.zeros((h, w), np.float32)

@@ -16,8 +16,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from drivers.base import View
-from drivers.target import DotTarget
 from drivers.kernels import Condition, Kernel, random_kernel, render_face
+from drivers.target import DotTarget
 
 log = logging.getLogger(__name__)
 
@@ -535,7 +535,7 @@ def render_blank(
 def _plate(
     geometry: RigGeometry, appearance: Appearance, view: View
 ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-    """Light the plate: level, radial falloff, colour cast; return it and the falloff."""
+    """Light the plate (level, radial falloff, colour cast); return it and falloff."""
     w, h = geometry.image_size
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     fx, fy = appearance.falloff_centre[0 if view == "top" else 1]

@@ -192,7 +192,7 @@ def simulated_rig(
     bench: SimulatedBench | None = None,
     spec: SampleSpec | None = None,
 ) -> tuple[DualRig, SimulatedBench]:
-    """A `DualRig` over a simulated bench, and the bench to lay samples on."""
+    """Make a `DualRig` over a simulated bench; return it and the bench."""
     bench = bench or SimulatedBench(seed=seed, spec=spec)
     rig = DualRig(
         SimulatedCamera(bench, "top"),

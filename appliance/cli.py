@@ -1,0 +1,372 @@
+"""`seedqa`: the inspection appliance from the command line.
+
+Exit status: 0 on success, 2 for a user's mistake (bad path, bad code, bad or
+unusable image, missing calibration), 1 for a fault.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from appliance.calibrations import calibrate_rig, current_calibration
+from appliance.identifiers import InvalidSampleCode
+from appliance.imageio import ImageFileError, read_rgb, write_png
+from appliance.inspection import FrameRejected, InspectionCancelled, analyse
+from appliance.overlay import draw_overlay
+from appliance.report import region_json, sample_report
+from appliance.rigs import RigHandle, open_rig
+from appliance.samples import SampleInfo, capture_sample
+from appliance.segmentation import InvalidImage, segment
+from appliance.settings import Settings, SettingsError
+from appliance.store import Database, ImageStore, SampleNotFound
+from calibration import CalibrationError, load_record
+from drivers.base import VIEWS, CameraError, FrameFormatError
+from drivers.replay import replay_rig
+from drivers.scene import PlacementError, SampleSpec
+from drivers.simulated import SimulatedBench
+
+log = logging.getLogger("seedqa")
+
+#: Errors that are the user's to fix: reported in one line, exit status 2.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    InvalidImage,
+    ImageFileError,
+    InvalidSampleCode,
+    CalibrationError,
+    FrameRejected,
+    FrameFormatError,
+    SettingsError,
+    PlacementError,
+    SampleNotFound,
+    NotImplementedError,
+)
+
+
+class UsageError(ValueError):
+    """A command-line argument is wrong."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `seedqa` command line; return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG
+        if args.verbose
+        else logging.WARNING
+        if args.quiet
+        else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # Migrations are routine here; say so only when asked for detail.
+    logging.getLogger("alembic").setLevel(
+        logging.DEBUG if args.verbose else logging.WARNING
+    )
+    try:
+        return int(args.run(args) or 0)
+    except (*USER_ERRORS, UsageError) as exc:
+        print(f"seedqa: {exc}", file=sys.stderr)
+        return 2
+    except InspectionCancelled as exc:
+        print(f"seedqa: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("seedqa: interrupted; nothing was saved", file=sys.stderr)
+        return 130
+    except Exception:
+        log.exception("seedqa %s failed", args.command)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="seedqa",
+        description="Seed quality inspection: capture a sample on the two-camera "
+        "rig, measure every seed, store and report.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("simulate", help="render a simulated sample with ground truth")
+    p.add_argument("--out", type=Path, required=True, help="folder to write into")
+    p.add_argument("--seeds", type=int, default=200, help="kernels on the plate (200)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the sample (0)")
+    p.add_argument(
+        "--touching",
+        type=float,
+        default=0.10,
+        help="share of kernels touching a neighbour (0.10)",
+    )
+    p.set_defaults(run=cmd_simulate)
+
+    p = sub.add_parser("segment", help="find the seeds in one image")
+    p.add_argument("image", type=Path, help="image of seeds on a light background")
+    p.add_argument("--json", action="store_true", help="print the seeds as JSON")
+    p.add_argument("--labels", type=Path, help="write a 16-bit label PNG (0 = plate)")
+    p.add_argument("--overlay", type=Path, help="write the image with seeds outlined")
+    p.set_defaults(run=cmd_segment)
+
+    p = sub.add_parser("calibrate", help="calibrate the rig (blank plate and target)")
+    _rig_arguments(p)
+    p.add_argument("--json", action="store_true", help="print the record as JSON")
+    p.set_defaults(run=cmd_calibrate)
+
+    p = sub.add_parser("capture", help="capture, measure and store one sample")
+    _rig_arguments(p)
+    p.add_argument("--recipe", default="maize", help="inspection recipe (maize)")
+    p.add_argument("--lot", required=True, help="seed lot code")
+    p.add_argument("--sample", required=True, help="sample code")
+    p.add_argument("--operator", required=True, help="who runs the sample")
+    p.add_argument("--seed", type=int, default=0, help="simulated sample seed (0)")
+    p.add_argument("--out", type=Path, help="also write the report and overlays here")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(run=cmd_capture)
+
+    p = sub.add_parser("inspect", help="measure a top/bottom pair of image files")
+    p.add_argument("--top", type=Path, required=True, help="top-view image")
+    p.add_argument("--bottom", type=Path, required=True, help="bottom-view image")
+    p.add_argument(
+        "--calibration",
+        type=Path,
+        help="calibration.json; default: the simulated rig's current one",
+    )
+    p.add_argument("--recipe", default="maize", help="inspection recipe (maize)")
+    p.add_argument("--out", type=Path, help="also write the report and overlays here")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(run=cmd_inspect)
+    return parser
+
+
+def _rig_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--rig",
+        choices=["simulated", "genicam"],
+        default="simulated",
+        help="which rig to use (simulated)",
+    )
+
+
+def _open_store(settings: Settings) -> tuple[Database, ImageStore]:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return Database.open(settings.database_url), ImageStore(settings.images_dir)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Write top.png, bottom.png, their label images and truth.json."""
+    if args.seeds < 1:
+        raise UsageError(f"--seeds must be at least 1, got {args.seeds}")
+    if not 0 <= args.touching <= 1:
+        raise UsageError(f"--touching must be between 0 and 1, got {args.touching}")
+    bench = SimulatedBench(seed=args.seed)
+    scene = bench.lay_sample(
+        SampleSpec(n_kernels=args.seeds, touching_fraction=args.touching)
+    )
+    assert scene.truth is not None
+    args.out.mkdir(parents=True, exist_ok=True)
+    for view in VIEWS:
+        write_png(args.out / f"{view}.png", scene.images[view])
+        write_png(args.out / f"{view}_labels.png", scene.truth.labels[view])
+    (args.out / "truth.json").write_text(json.dumps(scene.truth.to_json(), indent=1))
+    print(f"simulated sample {args.seed} ({args.seeds} kernels) written to {args.out}")
+    return 0
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    """Segment one image and print or write what was found."""
+    rgb = read_rgb(args.image)
+    seg = segment(rgb)
+    if args.labels:
+        write_png(args.labels, seg.labels)
+    if args.overlay:
+        write_png(args.overlay, draw_overlay(rgb, seg))
+    result = {
+        "image": str(args.image),
+        "width": rgb.shape[1],
+        "height": rgb.shape[0],
+        "frame_flags": list(seg.frame_flags),
+        "seed_area_px": round(seg.seed_area_px, 1),
+        "n_seeds": len(seg.seeds),
+        "regions": [region_json(r) for r in seg.regions],
+    }
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        area = seg.seed_area_px
+        print(f"{args.image}: {len(seg.seeds)} seeds, typical area {area:.0f} px")
+        for flag in seg.frame_flags:
+            print(f"  frame flag: {flag}")
+    if not seg.usable:
+        print(
+            f"seedqa: {args.image} cannot be measured: {', '.join(seg.frame_flags)}",
+            file=sys.stderr,
+        )
+        return 2
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Calibrate the rig and store the new version."""
+    settings = Settings.load()
+    db, images = _open_store(settings)
+    handle = open_rig(args.rig)
+    try:
+        calibration_id, record = calibrate_rig(handle, db, images, settings, ask=_ask)
+    finally:
+        handle.close()
+        db.close()
+    data = record.to_json()
+    if args.json:
+        print(json.dumps(data, indent=1))
+    else:
+        print(
+            f"rig {record.rig} calibrated (version {record.version}): top-to-bottom "
+            f"residual {record.residual_px:.3f} px, "
+            f"{record.mm_per_px['top']:.4f} mm/px top, "
+            f"{record.mm_per_px['bottom']:.4f} mm/px bottom"
+        )
+    return 0
+
+
+def cmd_capture(args: argparse.Namespace) -> int:
+    """Capture one sample and print its report."""
+    info = SampleInfo.create(
+        lot=args.lot, code=args.sample, recipe=args.recipe, operator=args.operator
+    )
+    settings = Settings.load()
+    db, images = _open_store(settings)
+    handle = open_rig(args.rig, seed=args.seed)
+    try:
+        calibration = _calibration_for(handle, db, images, settings)
+        stored = capture_sample(
+            handle, calibration, db, images, info, ask=_ask, progress=_progress()
+        )
+        report = stored.report
+        if args.out:
+            report["files"] = _write_outputs(args.out, stored.inspection, report)
+    finally:
+        handle.close()
+        db.close()
+    _print_report(report, as_json=args.json)
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    """Measure a pair of image files (nothing is stored)."""
+    if args.calibration:
+        calibration = load_record(args.calibration)
+    else:
+        settings = Settings.load()
+        db, images = _open_store(settings)
+        try:
+            _, calibration = current_calibration(db, images, "simulated")
+        finally:
+            db.close()
+    for path in (args.top, args.bottom):
+        read_rgb(path)  # a clear error for a missing or broken file, before work
+    rig = replay_rig([args.top], [args.bottom])
+    with rig:
+        capture = rig.capture()
+    inspection = analyse(capture, calibration, progress=_progress())
+    meta = {
+        "id": None,
+        "lot": None,
+        "code": None,
+        "recipe": args.recipe,
+        "operator": None,
+        "captured_at": capture.top.timestamp,
+        "rig": "replay",
+    }
+    report = sample_report(sample=meta, inspection=inspection)
+    if args.out:
+        report["files"] = _write_outputs(args.out, inspection, report)
+    _print_report(report, as_json=args.json)
+    return 0
+
+
+def _calibration_for(
+    handle: RigHandle, db: Database, images: ImageStore, settings: Settings
+) -> tuple[int, Any]:
+    """Return the rig's calibration; calibrate a simulated rig that has none."""
+    try:
+        return current_calibration(db, images, handle.rig.name)
+    except CalibrationError:
+        if handle.kind != "simulated":
+            raise
+        log.info("rig %s has no calibration yet: calibrating it now", handle.rig.name)
+        return calibrate_rig(handle, db, images, settings)
+
+
+def _write_outputs(
+    out: Path, inspection: Any, report: dict[str, Any]
+) -> dict[str, str]:
+    out.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for view, analysis in inspection.views.items():
+        numbers = {}
+        for seed in inspection.seeds:
+            region = getattr(seed.pair, view)
+            if region is not None:
+                numbers[region.label] = seed.index
+        overlay = draw_overlay(
+            analysis.corrected, analysis.segmentation, numbers=numbers
+        )
+        path = out / f"{view}_overlay.png"
+        write_png(path, overlay)
+        files[f"{view}_overlay"] = str(path)
+    report_path = out / "report.json"
+    files["report"] = str(report_path)
+    report_path.write_text(json.dumps({**report, "files": files}, indent=1))
+    return files
+
+
+def _print_report(report: dict[str, Any], *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report, indent=1, default=_json_default))
+        return
+    sample, summary = report["sample"], report["summary"]
+    title = f"sample {sample.get('code') or '-'} of lot {sample.get('lot') or '-'}"
+    print(title)
+    print(f"  seeds            {summary['n_seeds']}")
+    print(f"  paired           {summary['n_paired']}")
+    print(f"  top view only    {summary['n_top_only']}")
+    print(f"  bottom view only {summary['n_bottom_only']}")
+    for flag, count in summary["flag_counts"].items():
+        print(f"  flagged {flag:<9}{count}")
+    if sample.get("id") is not None:
+        print(f"  stored as sample {sample['id']}")
+    for name, path in report.get("files", {}).items():
+        print(f"  {name}: {path}")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def _ask(message: str) -> None:
+    if not sys.stdin.isatty():
+        raise CameraError(f"the rig needs an operator: {message}")
+    input(f"{message} [Enter] ")
+
+
+def _progress() -> Callable[[str, float], None]:
+    def report(step: str, fraction: float) -> None:
+        log.info("%3.0f%% %s", 100 * fraction, step)
+
+    return report
+
+
+if __name__ == "__main__":
+    sys.exit(main())

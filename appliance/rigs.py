@@ -1,0 +1,88 @@
+"""Opening the rig the settings name, and laying scenes on a simulated one."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from drivers.base import DualRig
+from drivers.scene import SampleSpec
+from drivers.simulated import SimulatedBench, simulated_rig
+
+log = logging.getLogger(__name__)
+
+RigKind = Literal["simulated", "genicam"]
+Scene = Literal["blank", "target", "sample"]
+
+#: ask(message): show the operator an instruction and wait until it is done.
+Ask = Callable[[str], None]
+
+_INSTRUCTIONS: dict[Scene, str] = {
+    "blank": "Clear and clean the plate, then confirm.",
+    "target": "Lay the dot calibration target flat in the middle of the plate, "
+    "printed side up, then confirm.",
+    "sample": "Spread the sample on the plate so that seeds do not overlap, then "
+    "confirm.",
+}
+
+
+@dataclass
+class RigHandle:
+    """An open rig and, when simulated, the bench that stands in for the plate."""
+
+    kind: RigKind
+    rig: DualRig
+    bench: SimulatedBench | None = None
+
+    def prepare(self, scene: Scene, ask: Ask | None = None) -> None:
+        """Get the plate ready for a capture of `scene`.
+
+        On the simulated rig the scene is laid directly; on a real rig the operator
+        is asked to do it.
+        """
+        if self.bench is not None:
+            if scene == "blank":
+                self.bench.clear()
+            elif scene == "target":
+                self.bench.lay_target()
+            else:
+                self.bench.lay_sample()
+            return
+        if ask is None:
+            raise RuntimeError(f"rig {self.rig.name}: no way to ask for: {scene}")
+        ask(_INSTRUCTIONS[scene])
+
+    def close(self) -> None:
+        """Close both cameras."""
+        self.rig.close()
+
+
+def open_rig(
+    kind: RigKind,
+    *,
+    seed: int = 0,
+    spec: SampleSpec | None = None,
+) -> RigHandle:
+    """Open a rig of `kind` and return its handle.
+
+    Parameters
+    ----------
+    kind : {"simulated", "genicam"}
+        The simulated bench (the default) or two GenICam cameras.
+    seed : int
+        First sample seed of the simulated bench.
+    spec : SampleSpec, optional
+        What the simulated bench lays as a sample.
+    """
+    if kind == "simulated":
+        rig, bench = simulated_rig(seed=seed, spec=spec)
+        rig.open()
+        return RigHandle("simulated", rig, bench)
+    if kind == "genicam":
+        raise NotImplementedError(
+            "the GenICam rig (two cameras through Harvesters) is not available in "
+            "this build; use --rig simulated"
+        )
+    raise ValueError(f"unknown rig kind {kind!r}; expected 'simulated' or 'genicam'")

@@ -1,0 +1,137 @@
+"""Capturing a sample: capture, analyse, store whole, and report."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from appliance.identifiers import normalise_code, normalise_operator
+from appliance.inspection import Inspection, Progress, analyse
+from appliance.report import region_json, sample_report, summary_json
+from appliance.rigs import Ask, RigHandle
+from appliance.store import CaptureInput, Database, ImageStore, save_sample
+from calibration import CalibrationRecord
+from drivers.base import VIEWS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SampleInfo:
+    """What the operator types for a sample, checked and normalised."""
+
+    lot: str
+    code: str
+    recipe: str
+    operator: str
+
+    @classmethod
+    def create(cls, *, lot: str, code: str, recipe: str, operator: str) -> SampleInfo:
+        """Check and normalise each field.
+
+        Raises
+        ------
+        InvalidSampleCode
+            If a field is empty or holds characters that are not allowed.
+        """
+        return cls(
+            lot=normalise_code(lot, what="lot code"),
+            code=normalise_code(code, what="sample code"),
+            recipe=normalise_code(recipe, what="recipe name"),
+            operator=normalise_operator(operator),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class StoredSample:
+    """A sample that is in the database, with its report."""
+
+    id: int
+    inspection: Inspection
+    report: dict[str, Any]
+
+
+def capture_sample(
+    handle: RigHandle,
+    calibration: tuple[int, CalibrationRecord],
+    db: Database,
+    images: ImageStore,
+    info: SampleInfo,
+    *,
+    ask: Ask | None = None,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> StoredSample:
+    """Capture one sample on the rig, measure it and store it in one transaction.
+
+    Nothing is stored if any step fails or is cancelled.
+    """
+    calibration_id, record = calibration
+    report = progress or (lambda step, fraction: None)
+    report("capturing", 0.0)
+    handle.prepare("sample", ask)
+    capture = handle.rig.capture()
+    captured_at = datetime.now(UTC)
+    inspection = analyse(
+        capture,
+        record,
+        progress=lambda step, fraction: report(step, 0.1 + 0.75 * fraction),
+        cancel=cancel,
+    )
+
+    report("saving", 0.9)
+    seeds = [
+        {
+            "index": seed.index,
+            "top_label": seed.pair.top.label if seed.pair.top else None,
+            "bottom_label": seed.pair.bottom.label if seed.pair.bottom else None,
+            "top_bbox": (region_json(seed.pair.top) or {}).get("bbox"),
+            "bottom_bbox": (region_json(seed.pair.bottom) or {}).get("bbox"),
+            "area_mm2": seed.area_mm2,
+            "flags": list(seed.flags),
+        }
+        for seed in inspection.seeds
+    ]
+    sample_id = save_sample(
+        db,
+        images,
+        rig_name=handle.rig.name,
+        rig_kind=handle.kind,
+        top_serial=capture.top.serial,
+        bottom_serial=capture.bottom.serial,
+        calibration_id=calibration_id,
+        lot=info.lot,
+        code=info.code,
+        recipe=info.recipe,
+        operator=info.operator,
+        captured_at=captured_at,
+        captures=[
+            CaptureInput(
+                view,
+                capture.frame(view).serial,
+                capture.frame(view).pixels,
+                capture.frame(view).timestamp,
+                capture.frame(view).exposure_us,
+            )
+            for view in VIEWS
+        ],
+        seeds=seeds,
+        summary=summary_json(inspection),
+    )
+    meta = {
+        "id": sample_id,
+        "lot": info.lot,
+        "code": info.code,
+        "recipe": info.recipe,
+        "operator": info.operator,
+        "captured_at": captured_at,
+        "rig": handle.rig.name,
+    }
+    report("done", 1.0)
+    log.info("sample %s of lot %s stored as %d", info.code, info.lot, sample_id)
+    return StoredSample(
+        sample_id, inspection, sample_report(sample=meta, inspection=inspection)
+    )

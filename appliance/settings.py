@@ -1,0 +1,107 @@
+"""The appliance's settings: one typed object, from a TOML file and the environment.
+
+Precedence, lowest first: defaults, the file (``$SEEDQA_CONFIG``, else
+``~/.config/seedqa/seedqa.toml``, else ``/etc/seedqa/seedqa.toml``), then the
+variables ``SEEDQA_DATA_DIR`` and ``SEEDQA_DATABASE_URL``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+CONFIG_PATHS = (Path("~/.config/seedqa/seedqa.toml"), Path("/etc/seedqa/seedqa.toml"))
+
+
+class SettingsError(ValueError):
+    """The settings file cannot be read or holds a bad value."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the appliance keeps its data.
+
+    Attributes
+    ----------
+    data_dir : Path
+        Root of images, calibrations, models and, by default, the database.
+    database_url : str
+        SQLAlchemy URL; by default a SQLite file in `data_dir`.
+    lab : str
+        Name of the laboratory, printed on reports.
+    """
+
+    data_dir: Path
+    database_url: str
+    lab: str = ""
+
+    @property
+    def images_dir(self) -> Path:
+        """Content-addressed image files."""
+        return self.data_dir / "images"
+
+    @property
+    def calibrations_dir(self) -> Path:
+        """Calibration records, one folder per rig and version."""
+        return self.data_dir / "calibrations"
+
+    @classmethod
+    def load(
+        cls, *, config: Path | None = None, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Read the settings file, if any, and apply the environment over it.
+
+        Raises
+        ------
+        SettingsError
+            If a settings file exists but is not valid TOML.
+        """
+        env = os.environ if environ is None else environ
+        values = _read_file(config, env)
+        for key in ("data_dir", "database_url", "lab"):
+            if key in values and not isinstance(values[key], str):
+                raise SettingsError(
+                    f"setting {key!r} must be a string, got {values[key]!r}"
+                )
+        data_dir = (
+            Path(
+                env.get("SEEDQA_DATA_DIR")
+                or str(values.get("data_dir", ""))
+                or Path(env.get("XDG_DATA_HOME", "~/.local/share")) / "seedqa"
+            )
+            .expanduser()
+            .resolve()
+        )
+        url = (
+            env.get("SEEDQA_DATABASE_URL")
+            or str(values.get("database_url", ""))
+            or f"sqlite:///{data_dir / 'seedqa.db'}"
+        )
+        return cls(data_dir=data_dir, database_url=url, lab=str(values.get("lab", "")))
+
+
+def _read_file(config: Path | None, env: Mapping[str, str]) -> dict[str, object]:
+    if config is None and env.get("SEEDQA_CONFIG"):
+        config = Path(env["SEEDQA_CONFIG"])
+    candidates = [config] if config is not None else list(CONFIG_PATHS)
+    for candidate in candidates:
+        path = candidate.expanduser()
+        if not path.is_file():
+            if config is not None:
+                raise SettingsError(f"settings file {path} does not exist")
+            continue
+        try:
+            with path.open("rb") as fh:
+                data = tomllib.load(fh)
+        except (OSError, ValueError) as exc:  # ValueError: TOML or UTF-8 errors
+            raise SettingsError(f"cannot read settings file {path}: {exc}") from exc
+        log.debug("settings read from %s", path)
+        section = data.get("seedqa", data)
+        return dict(section) if isinstance(section, dict) else {}
+    return {}
