@@ -73,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.run(args) or 0)
-    except (*USER_ERRORS, UsageError) as exc:
+    except USER_ERRORS + (UsageError,) as exc:
         print(f"seedqa: {exc}", file=sys.stderr)
         return 2
     except InspectionCancelled as exc:

@@ -145,7 +145,7 @@ def _area_mm2(pair: SeedPair, calibration: CalibrationRecord) -> float:
     """Projected area from the views that see the whole seed (else the largest)."""
     seen = [
         (region.area_px * calibration.mm_per_px[view] ** 2, BORDER in region.flags)
-        for view, region in (("top", pair.top), ("bottom", pair.bottom))
+        for view, region in zip(VIEWS, (pair.top, pair.bottom), strict=True)
         if region is not None
     ]
     whole = [area for area, cut in seen if not cut]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import cast
 
 import cv2
 import numpy as np
@@ -145,7 +146,9 @@ def as_rgb8(image: NDArray[np.generic]) -> NDArray[np.uint8]:
     if np.issubdtype(image.dtype, np.floating):
         if not np.all(np.isfinite(image)):
             raise InvalidImage("float image holds NaN or infinite values")
-        return np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8)
+        # np.issubdtype does not narrow the array's type for mypy.
+        floats = cast(NDArray[np.floating], image)
+        return np.clip(floats * 255 + 0.5, 0, 255).astype(np.uint8)
     raise InvalidImage(f"expected uint8, uint16 or float pixels, got {image.dtype}")
 
 
@@ -153,7 +156,7 @@ def thumbnail(rgb: NDArray[np.uint8]) -> NDArray[np.uint8]:
     """Shrink an image to one eighth of its size, by area averaging."""
     h, w = rgb.shape[:2]
     size = (max(w // 8, 1), max(h // 8, 1))
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    return _uint8(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA))
 
 
 def frame_quality(small: NDArray[np.uint8]) -> tuple[str, ...]:
@@ -201,7 +204,7 @@ def plate_light(small: NDArray[np.uint8]) -> NDArray[np.float32]:
         cv2.dilate(grey, disc).astype(np.float32), (0, 0), size / 2
     )
     plate = (grey > 0.85 * envelope).astype(np.uint8)
-    plate = cv2.erode(plate, np.ones((3, 3), np.uint8))
+    plate = _uint8(cv2.erode(plate, np.ones((3, 3), np.uint8)))
     sigma = max(small.shape[:2]) / 16
     weight = cv2.GaussianBlur(plate.astype(np.float32), (0, 0), sigma) + 1e-6
     light = np.empty(small.shape, np.float32)
@@ -241,7 +244,7 @@ def darkening(
     # OpenCV's saturating uint8 arithmetic is several times faster than floats.
     relative = [cv2.divide(rgb[..., c], light8[..., c], scale=255) for c in range(3)]
     darkest = cv2.min(cv2.min(relative[0], relative[1]), relative[2])
-    return cv2.subtract(np.full_like(darkest, 255), darkest)
+    return _uint8(cv2.subtract(np.full_like(darkest, 255), darkest))
 
 
 def segment(
@@ -289,10 +292,10 @@ def segment(
     fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     # Closing bridges pale cracks across a seed; gaps between seeds are wider.
     fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
-    fg = _fill_holes(fg)
+    fg = _fill_holes(_uint8(fg))
 
     n, blobs, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
-    areas = stats[1:, cv2.CC_STAT_AREA]
+    areas = cast(NDArray[np.int32], stats[1:, cv2.CC_STAT_AREA])
     areas = areas[areas >= MIN_AREA_PX]
     if seed_area_px is None:
         seed_area_px = estimate_seed_area(areas)
@@ -467,7 +470,9 @@ def _h_maxima(height: NDArray[np.uint16], h: int) -> NDArray[np.bool_]:
     ceiling_f = ceiling.astype(np.float32)
     marker_f = marker.astype(np.float32)
     while True:
-        grown = cv2.min(cv2.dilate(marker_f, kernel), ceiling_f)
+        grown = cast(
+            NDArray[np.float32], cv2.min(cv2.dilate(marker_f, kernel), ceiling_f)
+        )
         if np.array_equal(grown, marker_f):
             break
         marker_f = grown
@@ -510,3 +515,8 @@ def _region(
         orientation_rad=float(0.5 * np.arctan2(2 * mu11, mu20 - mu02)),
         flags=tuple(flags),
     )
+
+
+def _uint8(image: cv2.typing.MatLike) -> NDArray[np.uint8]:
+    """Type an OpenCV result computed from uint8 input as what it is."""
+    return cast(NDArray[np.uint8], image)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import cast
 
 import cv2
 import numpy as np
@@ -43,7 +44,7 @@ class FlatField:
                 f"got {w}x{h}; recalibrate after changing the camera's resolution"
             )
         gain = cv2.resize(self.gain, (w, h), interpolation=cv2.INTER_LINEAR)
-        return cv2.multiply(rgb, gain, dtype=cv2.CV_8U)
+        return cast(NDArray[np.uint8], cv2.multiply(rgb, gain, dtype=cv2.CV_8U))
 
     @property
     def falloff(self) -> float:

@@ -10,7 +10,7 @@ plate, so a view's mask is that outline mapped by the view's homography.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import cv2
 import numpy as np
@@ -252,9 +252,13 @@ def _smooth_noise(
     h, w = shape
     small = (max(2, -(-h // factor)), max(2, -(-w // factor)))
     noise = rng.normal(0, 1, small).astype(np.float32)
-    noise = cv2.GaussianBlur(noise, (0, 0), max(sigma_px / factor, 0.5))
+    blur_sigma = max(sigma_px / factor, 0.5)
+    noise = cast(NDArray[np.float32], cv2.GaussianBlur(noise, (0, 0), blur_sigma))
     if factor > 1:
-        noise = cv2.resize(noise, (w, h), interpolation=cv2.INTER_LINEAR)
+        noise = cast(
+            NDArray[np.float32],
+            cv2.resize(noise, (w, h), interpolation=cv2.INTER_LINEAR),
+        )
     noise -= float(noise.mean())
     std = float(noise.std()) or 1.0
     return noise * (amp / std)

@@ -6,9 +6,11 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from drivers.base import CameraError, DualRig, Frame, FrameFormatError, View
 
@@ -73,8 +75,9 @@ class ReplayCamera:
         if image is None:
             raise FrameFormatError(f"{path} is not a readable image (corrupt or empty)")
         log.debug("replay camera %s: %s", self._serial, path)
+        rgb = cast(NDArray[np.uint8], cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
         return Frame(
-            pixels=cv2.cvtColor(image, cv2.COLOR_BGR2RGB),
+            pixels=rgb,
             serial=self._serial,
             view=self._view,
             timestamp=datetime.fromtimestamp(path.stat().st_mtime, UTC),

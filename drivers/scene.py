@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
+from typing import cast
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from drivers.base import View
+from drivers.base import VIEWS, View
 from drivers.kernels import Condition, Kernel, random_kernel, render_face
 from drivers.target import DotTarget
 
@@ -275,7 +276,7 @@ def place_sample(
             if on_edge:
                 u = rng.uniform(-1, 1)
                 side = int(rng.integers(0, 4))
-                offset = [(u, -1), (u, 1), (-1, u), (1, u)][side] * half
+                offset = np.asarray([(u, -1), (u, 1), (-1, u), (1, u)][side]) * half
             else:
                 offset = rng.uniform(-1, 1, 2) * (half - 9)
             centre = plate_centre + offset
@@ -388,7 +389,7 @@ def render_sample(
     """Render both views of the kernels on the plate, with ground truth."""
     images: dict[View, NDArray[np.uint8]] = {}
     labels: dict[View, NDArray[np.uint16]] = {}
-    for face, view in enumerate(("top", "bottom")):
+    for face, view in enumerate(VIEWS):
         images[view], labels[view] = _render_view(
             kernels, geometry, appearance, view, face, rng
         )
@@ -457,8 +458,9 @@ def _render_view(
     for _, region, warped in layers:
         shadow[region] = np.maximum(shadow[region], warped[..., 3])
     dx, dy = appearance.shadow_offset_px
-    shadow = cv2.warpAffine(shadow, np.float32([[1, 0, dx], [0, 1, dy]]), (w, h))
-    shadow = cv2.GaussianBlur(shadow, (0, 0), 6.0)
+    shadow_shift = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
+    shadow = _float32(cv2.warpAffine(shadow, shadow_shift, (w, h)))
+    shadow = _float32(cv2.GaussianBlur(shadow, (0, 0), 6.0))
     img *= (1 - appearance.shadow * shadow)[..., None]
 
     for i, region, warped in layers:
@@ -495,8 +497,8 @@ def render_target(
     offset = plate_centre - np.array([[c, -s], [s, c]]) @ middle
     target_to_plate = np.array([[c, -s, offset[0]], [s, c, offset[1]], [0, 0, 1]])
 
-    images = {}
-    for view in ("top", "bottom"):
+    images: dict[View, NDArray[np.uint8]] = {}
+    for view in VIEWS:
         img, _ = _plate(geometry, appearance, view)
         hmat = geometry.plate_to(view) @ target_to_plate
         w, h = geometry.image_size
@@ -517,7 +519,7 @@ def render_target(
                 shift=4,
             )
         dark = ink.astype(np.float32)[..., None] / 255
-        img = img * (1 - 0.85 * dark)
+        img = np.asarray(img * (1 - 0.85 * dark), np.float32)
         images[view] = _sensor(img, appearance, rng)
     return images, target_to_plate
 
@@ -528,7 +530,7 @@ def render_blank(
     """Render the empty plate in both views, for flat-field correction."""
     return {
         view: _sensor(_plate(geometry, appearance, view)[0], appearance, rng)
-        for view in ("top", "bottom")
+        for view in VIEWS
     }
 
 
@@ -552,13 +554,19 @@ def _sensor(
 ) -> NDArray[np.uint8]:
     """Optics and sensor: blur, signal-dependent noise, 8-bit quantisation."""
     if appearance.blur_px > 0:
-        img = cv2.GaussianBlur(img, (0, 0), appearance.blur_px)
+        img = _float32(cv2.GaussianBlur(img, (0, 0), appearance.blur_px))
     noise = rng.standard_normal(img.shape, dtype=np.float32)
-    img = img + noise * (appearance.noise * np.sqrt(np.clip(img, 0.01, 1)))
+    shot = appearance.noise * np.sqrt(np.clip(img, 0.01, 1))
+    img = np.asarray(img + noise * shot, np.float32)
     return np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
-def _apply(h: NDArray[np.float64], pts: NDArray[np.float64]) -> NDArray[np.float64]:
+def _apply(h: NDArray[np.floating], pts: NDArray[np.float64]) -> NDArray[np.float64]:
     """Apply a (3, 3) homography to (N, 2) points."""
     p = np.hstack([pts, np.ones((len(pts), 1))]) @ h.T
     return p[:, :2] / p[:, 2:3]
+
+
+def _float32(image: cv2.typing.MatLike) -> NDArray[np.float32]:
+    """Type an OpenCV result computed from float32 input as what it is."""
+    return cast(NDArray[np.float32], image)

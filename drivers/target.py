@@ -41,7 +41,7 @@ class DotTarget:
 
     def points_mm(self) -> NDArray[np.float64]:
         """(N, 2) dot centres in the target's frame, millimetres."""
-        return self.grid() * self.pitch_mm
+        return np.asarray(self.grid() * self.pitch_mm, np.float64)
 
     def is_marker(self) -> NDArray[np.bool_]:
         """(N,) whether each dot of `grid()` is a marker."""
