@@ -16,11 +16,20 @@ from typing import Any
 
 import numpy as np
 
+from appliance import recipes
+from appliance.bundle import BundleError, load_bundle
 from appliance.calibrations import calibrate_rig, current_calibration
+from appliance.classifier import classifier_for
+from appliance.exports import ExportError, export_sample
 from appliance.identifiers import InvalidSampleCode
 from appliance.imageio import ImageFileError, read_rgb, write_png
-from appliance.inspection import FrameRejected, InspectionCancelled, analyse
-from appliance.overlay import draw_overlay
+from appliance.inspection import (
+    FrameRejected,
+    Inspection,
+    InspectionCancelled,
+    analyse,
+)
+from appliance.overlay import draw_overlay, seed_overlay_styles
 from appliance.report import region_json, sample_report
 from appliance.rigs import RigHandle, open_rig
 from appliance.samples import SampleInfo, capture_sample
@@ -47,6 +56,9 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     PlacementError,
     SampleNotFound,
     NotImplementedError,
+    recipes.RecipeError,
+    BundleError,
+    ExportError,
 )
 
 
@@ -132,6 +144,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="also write the report and overlays here")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(run=cmd_capture)
+
+    p = sub.add_parser("recipes", help="list the recipes and their model bundles")
+    p.add_argument("--json", action="store_true", help="print the list as JSON")
+    p.set_defaults(run=cmd_recipes)
+
+    p = sub.add_parser("report", help="stored sample reports")
+    verbs = p.add_subparsers(dest="verb", required=True, metavar="ACTION")
+    e = verbs.add_parser("export", help="export a stored sample's report")
+    e.add_argument("sample", type=int, help="sample id (see the capture's output)")
+    e.add_argument("--format", choices=["json", "csv", "pdf"], required=True)
+    e.add_argument("--out", type=Path, required=True, help="file to write")
+    e.set_defaults(run=cmd_export)
 
     p = sub.add_parser("inspect", help="measure a top/bottom pair of image files")
     p.add_argument("--top", type=Path, required=True, help="top-view image")
@@ -244,12 +268,22 @@ def cmd_capture(args: argparse.Namespace) -> int:
         lot=args.lot, code=args.sample, recipe=args.recipe, operator=args.operator
     )
     settings = Settings.load()
+    recipe = recipes.get(info.recipe)
+    classifier = classifier_for(recipe, settings.models_dir)
     db, images = _open_store(settings)
     handle = open_rig(args.rig, seed=args.seed)
     try:
         calibration = _calibration_for(handle, db, images, settings)
         stored = capture_sample(
-            handle, calibration, db, images, info, ask=_ask, progress=_progress()
+            handle,
+            calibration,
+            db,
+            images,
+            info,
+            classifier=classifier,
+            recipe=recipe,
+            ask=_ask,
+            progress=_progress(),
         )
         report = stored.report
         if args.out:
@@ -263,10 +297,12 @@ def cmd_capture(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     """Measure a pair of image files (nothing is stored)."""
+    settings = Settings.load()
+    recipe = recipes.get(args.recipe)
+    classifier = classifier_for(recipe, settings.models_dir)
     if args.calibration:
         calibration = load_record(args.calibration)
     else:
-        settings = Settings.load()
         db, images = _open_store(settings)
         try:
             _, calibration = current_calibration(db, images, "simulated")
@@ -277,7 +313,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     rig = replay_rig([args.top], [args.bottom])
     with rig:
         capture = rig.capture()
-    inspection = analyse(capture, calibration, progress=_progress())
+    inspection = analyse(
+        capture, calibration, classifier=classifier, progress=_progress()
+    )
     meta = {
         "id": None,
         "lot": None,
@@ -287,10 +325,63 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         "captured_at": capture.top.timestamp,
         "rig": "replay",
     }
-    report = sample_report(sample=meta, inspection=inspection)
+    report = sample_report(sample=meta, inspection=inspection, recipe=recipe)
     if args.out:
         report["files"] = _write_outputs(args.out, inspection, report)
     _print_report(report, as_json=args.json)
+    return 0
+
+
+def cmd_recipes(args: argparse.Namespace) -> int:
+    """List the recipes with their bundles' paths and versions."""
+    settings = Settings.load()
+    rows = []
+    for recipe in recipes.available():
+        path = recipe.bundle_path(settings.models_dir)
+        row: dict[str, Any] = {
+            "name": recipe.name,
+            "species": recipe.species,
+            "classes": list(recipe.classes),
+            "pure_classes": list(recipe.pure_classes),
+            "bundle": str(path),
+            "installed": path.is_file(),
+            "version": None,
+            "sha256": None,
+        }
+        if path.is_file():
+            try:
+                bundle = load_bundle(path)
+                row.update(
+                    version=bundle.info.version,
+                    sha256=bundle.sha256,
+                    accuracy=bundle.info.metrics.get("accuracy"),
+                )
+            except BundleError as exc:
+                row["error"] = str(exc)
+        rows.append(row)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    for row in rows:
+        if row.get("error"):
+            state = f"INVALID: {row['error']}"
+        elif row["installed"]:
+            state = f"v{row['version']} ({row['sha256'][:12]})"
+        else:
+            state = f"not built: seedqa-models recipe build {row['name']}"
+        print(f"{row['name']:<8} {row['species']:<20} {row['bundle']}  {state}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export a stored sample's report as JSON, CSV or PDF."""
+    settings = Settings.load()
+    db, images = _open_store(settings)
+    try:
+        path = export_sample(db, images, args.sample, fmt=args.format, out=args.out)
+    finally:
+        db.close()
+    print(f"sample {args.sample} exported to {path}")
     return 0
 
 
@@ -308,18 +399,16 @@ def _calibration_for(
 
 
 def _write_outputs(
-    out: Path, inspection: Any, report: dict[str, Any]
+    out: Path, inspection: Inspection, report: dict[str, Any]
 ) -> dict[str, str]:
+    """Write both overlays (seeds outlined in their class colour) and report.json."""
     out.mkdir(parents=True, exist_ok=True)
     files = {}
     for view, analysis in inspection.views.items():
-        numbers = {}
-        for seed in inspection.seeds:
-            region = getattr(seed.pair, view)
-            if region is not None:
-                numbers[region.label] = seed.index
         overlay = draw_overlay(
-            analysis.corrected, analysis.segmentation, numbers=numbers
+            analysis.corrected,
+            analysis.segmentation,
+            **seed_overlay_styles(inspection, view),
         )
         path = out / f"{view}_overlay.png"
         write_png(path, overlay)
@@ -335,14 +424,39 @@ def _print_report(report: dict[str, Any], *, as_json: bool) -> None:
         print(json.dumps(report, indent=1, default=_json_default))
         return
     sample, summary = report["sample"], report["summary"]
-    title = f"sample {sample.get('code') or '-'} of lot {sample.get('lot') or '-'}"
-    print(title)
-    print(f"  seeds            {summary['n_seeds']}")
-    print(f"  paired           {summary['n_paired']}")
-    print(f"  top view only    {summary['n_top_only']}")
-    print(f"  bottom view only {summary['n_bottom_only']}")
-    for flag, count in summary["flag_counts"].items():
-        print(f"  flagged {flag:<9}{count}")
+    print(
+        f"sample {sample.get('code') or '-'} of lot {sample.get('lot') or '-'}"
+        f" ({sample.get('recipe')})"
+    )
+    print(
+        f"  seeds                 {summary['n_seeds']} ({summary['n_paired']} seen "
+        f"from both sides)"
+    )
+    for name, count in summary.get("counts", {}).items():
+        share = summary["shares_pct"][name]
+        print(f"  {name:<21} {count:4d}  {share:5.1f}%")
+    if "purity_by_count" in summary:
+        by_count = summary["purity_by_count"]
+        lo, hi = by_count["ci95_pct"]
+        print(
+            f"  purity by count       {by_count['value_pct']:.1f}% (95% CI {lo:.1f}-"
+            f"{hi:.1f}%)"
+        )
+        print(
+            f"  purity by weight      {summary['purity_by_weight_pct']:.1f}% "
+            f"(est. {summary['estimated_mass_g']:.1f} g)"
+        )
+        corrected = summary.get("purity_corrected")
+        if corrected:
+            lo, hi = corrected["ci95_pct"]
+            print(
+                f"  corrected for errors  {corrected['value_pct']:.1f}% (95% CI "
+                f"{lo:.1f}-{hi:.1f}%)"
+            )
+        print(f"  {summary['statement']}")
+    flags = ", ".join(f"{k} {v}" for k, v in summary["flag_counts"].items())
+    if flags:
+        print(f"  flags                 {flags}")
     if sample.get("id") is not None:
         print(f"  stored as sample {sample['id']}")
     for name, path in report.get("files", {}).items():

@@ -10,11 +10,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
 
+from appliance.classifier import SeedClassifier
+from appliance.crops import cut_crops
+from appliance.fusion import FusedVerdict, fuse_views
 from appliance.matching import SeedPair, match_views
 from appliance.segmentation import BORDER, Segmentation, segment
 from calibration import CalibrationRecord
@@ -63,6 +66,13 @@ class SeedObservation:
     pair: SeedPair
     area_mm2: float
     flags: tuple[str, ...]
+    top_probs: NDArray[np.float32] | None = None
+    bottom_probs: NDArray[np.float32] | None = None
+    verdict: FusedVerdict | None = None
+
+    def probs(self, view: View) -> NDArray[np.float32] | None:
+        """Class probabilities of one view (None when unseen or unclassified)."""
+        return self.top_probs if view == "top" else self.bottom_probs
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,16 +83,31 @@ class Inspection:
     calibration: CalibrationRecord
     views: dict[View, ViewAnalysis]
     seeds: list[SeedObservation]
+    classifier: SeedClassifier | None = None
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The classifier's classes (empty when nothing was classified)."""
+        return self.classifier.info.classes if self.classifier else ()
+
+    def fused_class(self, seed: SeedObservation) -> str | None:
+        """Return the seed's fused class name, None when not classified."""
+        if seed.verdict is None:
+            return None
+        return self.classes[seed.verdict.class_index]
 
 
 def analyse(
     capture: RigCapture,
     calibration: CalibrationRecord,
     *,
+    classifier: SeedClassifier | None = None,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
 ) -> Inspection:
-    """Correct, segment and pair both views of a capture.
+    """Correct, segment, pair, classify and fuse both views of a capture.
+
+    Without a `classifier` the seeds are measured but not classified.
 
     Raises
     ------
@@ -126,6 +151,10 @@ def analyse(
         SeedObservation(i, pair, _area_mm2(pair, calibration), _flags(pair))
         for i, pair in enumerate(pairs, start=1)
     ]
+    if classifier is not None:
+        _check_cancel(cancel)
+        report(f"classifying {2 * len(seeds)} seed views", 0.85)
+        seeds = classify_seeds(seeds, views, classifier)
     report("measured", 1.0)
     log.info(
         "capture analysed: %d seeds (%d top only, %d bottom only)",
@@ -133,7 +162,53 @@ def analyse(
         sum(p.top is not None and p.bottom is None for p in pairs),
         sum(p.top is None for p in pairs),
     )
-    return Inspection(capture, calibration, views, seeds)
+    return Inspection(capture, calibration, views, seeds, classifier)
+
+
+def classify_seeds(
+    seeds: list[SeedObservation],
+    views: dict[View, ViewAnalysis],
+    classifier: SeedClassifier,
+) -> list[SeedObservation]:
+    """Classify every view of every seed in one batch, then fuse per seed."""
+    info = classifier.info
+    jobs: list[tuple[int, View]] = []
+    crops = []
+    for view in VIEWS:
+        regions = [(i, getattr(s.pair, view)) for i, s in enumerate(seeds)]
+        regions = [(i, r) for i, r in regions if r is not None]
+        if regions:
+            crops.append(
+                cut_crops(
+                    views[view].corrected,
+                    [r for _, r in regions],
+                    size=info.input_size,
+                    margin=float(info.crop.get("margin", 1.15)),
+                )
+            )
+            jobs += [(i, view) for i, _ in regions]
+    if not jobs:
+        return seeds
+    probs = classifier.predict(np.concatenate(crops))
+    per_seed: list[dict[View, NDArray[np.float32]]] = [{} for _ in seeds]
+    for (i, view), p in zip(jobs, probs, strict=True):
+        per_seed[i][view] = p
+
+    pure = info.pure_mask
+    out = []
+    for seed, found in zip(seeds, per_seed, strict=True):
+        verdict = fuse_views(found.get("top"), found.get("bottom"), pure)
+        flags = seed.flags + tuple(f for f in verdict.flags if f not in seed.flags)
+        out.append(
+            replace(
+                seed,
+                top_probs=found.get("top"),
+                bottom_probs=found.get("bottom"),
+                verdict=verdict,
+                flags=flags,
+            )
+        )
+    return out
 
 
 def _check_cancel(cancel: threading.Event | None) -> None:

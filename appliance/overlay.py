@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
 from appliance.segmentation import BORDER, CLUMP, SPECK, Segmentation
+
+if TYPE_CHECKING:
+    from appliance.inspection import Inspection
+    from drivers.base import View
 
 #: Outline colours (RGB) of regions by their first flag; clean seeds are blue.
 FLAG_COLOURS: dict[str, tuple[int, int, int]] = {
@@ -66,6 +71,45 @@ def draw_overlay(
         y, x = region.centroid
         _label_text(out, str(numbers[region.label]), (int(x), int(y)), scale)
     return out
+
+
+#: Outline colours (RGB) of the usual classes; other classes take `PALETTE`.
+CLASS_COLOURS: dict[str, tuple[int, int, int]] = {
+    "pure": (40, 170, 60),
+    "grain": (40, 170, 60),
+    "broken": (230, 30, 30),
+    "grain_broken": (230, 30, 30),
+    "discolored": (120, 60, 20),
+    "damaged_grain": (120, 60, 20),
+    "silkcut": (200, 0, 200),
+    "foreign_particles": (0, 120, 230),
+    "grain_covered": (240, 160, 0),
+}
+PALETTE = ((0, 160, 160), (100, 100, 255), (255, 120, 0), (0, 0, 0))
+
+
+def class_colour(name: str, classes: tuple[str, ...]) -> tuple[int, int, int]:
+    """Return the outline colour of a class."""
+    if name in CLASS_COLOURS:
+        return CLASS_COLOURS[name]
+    return (
+        PALETTE[classes.index(name) % len(PALETTE)] if name in classes else PALETTE[-1]
+    )
+
+
+def seed_overlay_styles(inspection: Inspection, view: View) -> dict[str, Any]:
+    """Return `draw_overlay` keywords: seeds in class colours, numbered by index."""
+    colours: dict[int, tuple[int, int, int]] = {}
+    numbers: dict[int, int] = {}
+    for seed in inspection.seeds:
+        region = seed.pair.top if view == "top" else seed.pair.bottom
+        if region is None:
+            continue
+        numbers[region.label] = seed.index
+        name = inspection.fused_class(seed)
+        if name is not None:
+            colours[region.label] = class_colour(name, inspection.classes)
+    return {"colours": colours, "numbers": numbers}
 
 
 def _label_text(

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from appliance.classifier import SeedClassifier
 from appliance.identifiers import normalise_code, normalise_operator
 from appliance.inspection import Inspection, Progress, analyse
-from appliance.report import region_json, sample_report, summary_json
+from appliance.recipes import Recipe
+from appliance.report import sample_report
 from appliance.rigs import Ask, RigHandle
 from appliance.store import CaptureInput, Database, ImageStore, save_sample
 from calibration import CalibrationRecord
@@ -61,6 +63,8 @@ def capture_sample(
     images: ImageStore,
     info: SampleInfo,
     *,
+    classifier: SeedClassifier | None,
+    recipe: Recipe | None,
     ask: Ask | None = None,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
@@ -78,23 +82,22 @@ def capture_sample(
     inspection = analyse(
         capture,
         record,
+        classifier=classifier,
         progress=lambda step, fraction: report(step, 0.1 + 0.75 * fraction),
         cancel=cancel,
     )
 
     report("saving", 0.9)
-    seeds = [
-        {
-            "index": seed.index,
-            "top_label": seed.pair.top.label if seed.pair.top else None,
-            "bottom_label": seed.pair.bottom.label if seed.pair.bottom else None,
-            "top_bbox": (region_json(seed.pair.top) or {}).get("bbox"),
-            "bottom_bbox": (region_json(seed.pair.bottom) or {}).get("bbox"),
-            "area_mm2": seed.area_mm2,
-            "flags": list(seed.flags),
-        }
-        for seed in inspection.seeds
-    ]
+    meta: dict[str, Any] = {
+        "id": None,
+        "lot": info.lot,
+        "code": info.code,
+        "recipe": info.recipe,
+        "operator": info.operator,
+        "captured_at": captured_at,
+        "rig": handle.rig.name,
+    }
+    full = sample_report(sample=meta, inspection=inspection, recipe=recipe)
     sample_id = save_sample(
         db,
         images,
@@ -118,20 +121,26 @@ def capture_sample(
             )
             for view in VIEWS
         ],
-        seeds=seeds,
-        summary=summary_json(inspection),
+        seeds=[_seed_row(seed) for seed in full["seeds"]],
+        summary={k: v for k, v in full.items() if k not in ("seeds", "files")},
     )
-    meta = {
-        "id": sample_id,
-        "lot": info.lot,
-        "code": info.code,
-        "recipe": info.recipe,
-        "operator": info.operator,
-        "captured_at": captured_at,
-        "rig": handle.rig.name,
-    }
+    full["sample"]["id"] = sample_id
     report("done", 1.0)
     log.info("sample %s of lot %s stored as %d", info.code, info.lot, sample_id)
-    return StoredSample(
-        sample_id, inspection, sample_report(sample=meta, inspection=inspection)
-    )
+    return StoredSample(sample_id, inspection, full)
+
+
+def _seed_row(seed: dict[str, Any]) -> dict[str, Any]:
+    """Return the database row of one seed of a report."""
+    top, bottom = seed["top"], seed["bottom"]
+    return {
+        "index": seed["index"],
+        "top_label": top["label"] if top else None,
+        "bottom_label": bottom["label"] if bottom else None,
+        "top_bbox": top["bbox"] if top else None,
+        "bottom_bbox": bottom["bbox"] if bottom else None,
+        "area_mm2": seed["area_mm2"],
+        "fused_class": seed["fused_class"],
+        "flags": seed["flags"],
+        "data": seed,
+    }

@@ -47,6 +47,11 @@ class Settings:
         return self.data_dir / "images"
 
     @property
+    def models_dir(self) -> Path:
+        """Installed model bundles, one file per recipe."""
+        return self.data_dir / "models"
+
+    @property
     def calibrations_dir(self) -> Path:
         """Calibration records, one folder per rig and version."""
         return self.data_dir / "calibrations"

@@ -47,3 +47,50 @@ def gt_kernel_of(
     values = labels[r0:r1, c0:c1][region_mask]
     values = values[values > 0]
     return int(np.bincount(values).argmax()) if values.size else 0
+
+
+@pytest.fixture(scope="session")
+def untrained_bundle(tmp_path_factory):
+    """A valid maize bundle with untrained weights, for the pipeline's mechanics.
+
+    Accuracy is measured by the benchmarks on trained bundles; these tests check
+    what does not depend on it (counts, storage, formats, tamper checks).
+    """
+    import torch
+
+    from appliance.bundle import save_bundle
+    from appliance.classifier import CALIBRATION_KEY
+    from models.classifier.train import init_network, make_info
+
+    info = make_info(
+        ("pure", "broken", "discolored", "silkcut"),
+        ("pure",),
+        32,
+        name="maize-sim",
+        version="test",
+        metrics={
+            "accuracy": 0.9,
+            "confusion": [[90, 5, 3, 2], [4, 90, 3, 3], [3, 3, 92, 2], [2, 3, 3, 92]],
+        },
+    )
+    net = init_network(info, seed=0)
+    state = dict(net.state_dict())
+    rng = np.random.default_rng(0)
+    state[CALIBRATION_KEY] = torch.from_numpy(
+        rng.integers(0, 255, (16, 32, 32, 3), dtype=np.uint8)
+    )
+    path = tmp_path_factory.mktemp("models") / "maize-sim.safetensors"
+    save_bundle(path, info, state)
+    return path
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch, untrained_bundle):
+    """A fresh appliance data directory with the maize bundle installed."""
+    import shutil
+
+    root = tmp_path / "data"
+    (root / "models").mkdir(parents=True)
+    shutil.copy(untrained_bundle, root / "models" / "maize-sim.safetensors")
+    monkeypatch.setenv("SEEDQA_DATA_DIR", str(root))
+    return root

@@ -82,14 +82,6 @@ def cli(
     return run
 
 
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty data folder for this test's database, images and calibrations."""
-    path = tmp_path / "data"
-    monkeypatch.setenv("SEEDQA_DATA_DIR", str(path))
-    return path
-
-
 @dataclass(frozen=True)
 class Simulated:
     run: Run
@@ -408,7 +400,7 @@ def test_inspect_counts_the_seeds_of_a_simulated_pair(
     assert report["summary"]["n_seeds"] == len(report["seeds"])
     assert report["sample"]["id"] is None
     assert report["sample"]["rig"] == "replay"
-    assert not data_dir.exists()  # nothing is stored
+    assert not (data_dir / "seedqa.db").exists()  # nothing is stored
 
 
 def test_inspect_with_a_missing_calibration_file_exits_2(

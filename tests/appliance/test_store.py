@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -14,6 +22,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -477,3 +486,106 @@ def test_migration_renders_for_postgresql() -> None:
     assert "REFERENCES samples (id) ON DELETE CASCADE" in sql
     assert "CONSTRAINT uq_captures_sample_id_view UNIQUE (sample_id, view)" in sql
     assert "INSERT INTO alembic_version (version_num) VALUES ('0001')" in sql
+
+
+#: Run by each child of the SIGKILL test: it reports "ready" just before the upgrade
+#: and "done" once the upgrade has returned, then waits to be killed.
+UPGRADE_CHILD = """
+import sys
+from appliance.store import upgrade
+
+print("ready", flush=True)
+upgrade(sys.argv[1])
+print("done", flush=True)
+sys.stdin.read()
+"""
+SCHEMA_TABLES = {"rigs", "calibrations", "samples", "captures", "seeds"}
+MIGRATION_KILLS = 40
+MIGRATION_KILL_WORKERS = 4
+MIGRATION_KILL_DELAY_S = (0.0, 0.2)
+
+
+def _schema_state(path: Path) -> tuple[set[str], list[str]]:
+    """Return the tables and the alembic_version rows of the SQLite file `path`."""
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        tables = {
+            name
+            for (name,) in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'"
+            )
+        }
+        versions = []
+        if "alembic_version" in tables:
+            versions = [
+                version
+                for (version,) in connection.execute(
+                    "SELECT version_num FROM alembic_version"
+                )
+            ]
+    return tables, versions
+
+
+def _kill_during_upgrade(path: Path, delay_s: float) -> bool:
+    """Run `upgrade` on `path` in a child, SIGKILL it; return whether it finished."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, (str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH")))
+    )
+    stderr_path = path.with_suffix(".stderr")
+    with stderr_path.open("wb") as stderr:
+        child = subprocess.Popen(
+            [sys.executable, "-c", UPGRADE_CHILD, sqlite_url(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=env,
+        )
+    assert child.stdout is not None
+    try:
+        ready = child.stdout.readline()
+        assert ready == b"ready\n", f"child did not start:\n{stderr_path.read_text()}"
+
+        time.sleep(delay_s)
+        child.send_signal(signal.SIGKILL)
+        rest, _ = child.communicate(timeout=30)
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+
+    assert child.returncode == -signal.SIGKILL, (
+        f"child exited with {child.returncode}, not by SIGKILL:\n"
+        f"{stderr_path.read_text()}"
+    )
+    return b"done" in rest
+
+
+def test_sigkill_during_first_migration_leaves_nothing_or_everything(
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(20241203)
+    delays_s = rng.uniform(*MIGRATION_KILL_DELAY_S, size=MIGRATION_KILLS).tolist()
+    paths = [tmp_path / f"killed-{number:02d}.db" for number in range(MIGRATION_KILLS)]
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    whole = SCHEMA_TABLES | {"alembic_version"}
+
+    # A few children at a time: each spends most of its second importing.
+    with ThreadPoolExecutor(max_workers=MIGRATION_KILL_WORKERS) as pool:
+        finished = list(pool.map(_kill_during_upgrade, paths, delays_s))
+
+    for number, (path, delay_s) in enumerate(zip(paths, delays_s, strict=True)):
+        tables, versions = _schema_state(path)
+        assert (tables, versions) in [(set(), []), (whole, [head])], (
+            f"kill {number} after {delay_s * 1000:.0f} ms left tables {sorted(tables)}"
+            f" and versions {versions}"
+        )
+
+        with Database.open(sqlite_url(path)) as db, db.engine.connect() as connection:
+            reopened = set(connection.dialect.get_table_names(connection))
+            version = connection.exec_driver_sql(
+                "SELECT version_num FROM alembic_version"
+            ).scalar_one()
+        assert reopened >= SCHEMA_TABLES
+        assert version == head
+
+    # Some kills must land before the upgrade returned, or nothing was tested.
+    assert not all(finished), finished

@@ -1,0 +1,1 @@
+"""The seed classifier builder: data, training, evaluation and bundles."""

@@ -1,0 +1,116 @@
+"""Build a classifier bundle: train, validate in fp32 and int8, write everything."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from appliance.bundle import save_bundle
+from appliance.classifier import CALIBRATION_KEY, quantize_int8
+from models.classifier.data import CropSet, split_by_group
+from models.classifier.metrics import classification_report
+from models.classifier.plots import plot_confusion, plot_history
+from models.classifier.train import (
+    TrainConfig,
+    init_network,
+    make_info,
+    predict_logits,
+    train,
+)
+
+log = logging.getLogger(__name__)
+
+#: int8 is used when it loses at most this much validation accuracy against fp32.
+INT8_TOLERANCE = 0.005
+
+
+def build_bundle(
+    data: CropSet,
+    out: Path,
+    *,
+    pure_classes: tuple[str, ...],
+    config: TrainConfig,
+    name: str,
+    version: str = "1",
+    val_fraction: float = 0.2,
+    init_weights: Path | None = None,
+    checkpoint: Path | None = None,
+    resume: bool = False,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Train on `data`, validate on a held-out part, and write the bundle to `out`.
+
+    Also writes ``<out stem>.curves.png`` and ``<out stem>.confusion.png`` beside
+    the bundle. Returns the validation report (fp32 and int8 figures included).
+    """
+    started = time.perf_counter()
+    size = int(data.crops.shape[1])
+    train_idx, val_idx = split_by_group(data, fraction=val_fraction, seed=config.seed)
+    info = make_info(data.classes, pure_classes, size, name=name, version=version)
+    net = init_network(info, seed=config.seed, init_weights=init_weights)
+    history = train(
+        net,
+        info,
+        data.crops[train_idx],
+        data.labels[train_idx],
+        data.crops[val_idx],
+        data.labels[val_idx],
+        config,
+        checkpoint=checkpoint,
+        resume=resume,
+        show_progress=show_progress,
+    )
+
+    net.eval()
+    val = data.subset(val_idx)
+    fp32 = predict_logits(net, info, val.crops).argmax(1).numpy()
+    report = classification_report(val.labels, fp32, data.classes, pure_classes)
+    calibration = data.crops[train_idx[:: max(1, len(train_idx) // 256)]][:256]
+    int8_net = quantize_int8(net, calibration, info)
+    int8 = predict_logits(int8_net, info, val.crops).argmax(1).numpy()
+    int8_accuracy = float(np.mean(int8 == val.labels)) if len(val) else 0.0
+    numeric = "int8" if int8_accuracy >= report["accuracy"] - INT8_TOLERANCE else "fp32"
+    report["int8_accuracy"] = int8_accuracy
+    report["numeric_format"] = numeric
+
+    info = replace(
+        info,
+        numeric_format=numeric,
+        metrics=report,
+        trained_on={
+            **data.source,
+            "train_crops": len(train_idx),
+            "val_crops": len(val_idx),
+            "counts": data.counts(),
+            "config": asdict(config),
+            "init_weights": str(init_weights) if init_weights else None,
+            "seconds": round(time.perf_counter() - started, 1),
+        },
+    )
+    state = {k: v for k, v in net.state_dict().items()}
+    state[CALIBRATION_KEY] = torch.from_numpy(np.ascontiguousarray(calibration))
+    out = Path(out)
+    sha = save_bundle(out, info, state)
+    stem = out.with_suffix("")
+    report["bundle"] = str(out)
+    report["sha256"] = sha
+    report["curves"] = str(plot_history(history, stem.with_suffix(".curves.png")))
+    report["confusion_image"] = str(
+        plot_confusion(
+            report["confusion"], data.classes, stem.with_suffix(".confusion.png")
+        )
+    )
+    log.info(
+        "bundle %s: validation accuracy %.3f (int8 %.3f, using %s)",
+        out,
+        report["accuracy"],
+        int8_accuracy,
+        numeric,
+    )
+    return report

@@ -1,0 +1,362 @@
+"""Training the ResNet18 seed classifier on crops, with checkpoints and resume.
+
+Every random choice (initial weights, sampling order, augmentation) is drawn from
+generators seeded by the run's seed and the epoch number, so a run resumed from a
+checkpoint at an epoch boundary continues exactly as an uninterrupted one.
+Checkpoints are safetensors files (weights, optimiser moments) with the rest of
+the state as JSON in their header: nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812
+from numpy.typing import NDArray
+from safetensors import safe_open
+from safetensors.torch import save
+from torch import nn
+from tqdm import tqdm
+
+from appliance.bundle import BundleInfo
+from appliance.classifier import build_network, to_tensor
+
+log = logging.getLogger(__name__)
+
+#: ImageNet statistics, kept so that ImageNet weights can initialise the network.
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train.
+
+    Attributes
+    ----------
+    epochs : int
+        Passes over the training crops.
+    batch_size : int
+        Crops per step.
+    lr : float
+        Peak learning rate of the one-cycle schedule (AdamW).
+    weight_decay : float
+        AdamW's decoupled weight decay.
+    balanced : bool
+        Draw crops with probability inverse to their class's frequency.
+    label_smoothing : float
+        Cross-entropy label smoothing.
+    seed : int
+        Seeds every random choice of the run.
+    """
+
+    epochs: int = 8
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 5e-4
+    balanced: bool = False
+    label_smoothing: float = 0.05
+    seed: int = 0
+
+
+@dataclass
+class History:
+    """Loss and accuracy per epoch."""
+
+    train_loss: list[float] = field(default_factory=list)
+    train_accuracy: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+
+
+def augment(batch: NDArray[np.uint8], generator: torch.Generator) -> NDArray[np.uint8]:
+    """Random flips, quarter turns excluded, small rotations, scale, light and colour.
+
+    Crops are already turned upright, so flips and small rotations cover how a
+    seed can lie; brightness, contrast and saturation changes cover the light.
+    """
+    import cv2
+
+    n, size = len(batch), batch.shape[1]
+    r = torch.rand((n, 7), generator=generator).numpy()
+    out = np.empty_like(batch)
+    for i in range(n):
+        img = batch[i]
+        if r[i, 0] < 0.5:
+            img = img[:, ::-1]
+        if r[i, 1] < 0.5:
+            img = img[::-1]
+        angle = (r[i, 2] - 0.5) * 30.0
+        scale = 0.9 + 0.2 * r[i, 3]
+        m = cv2.getRotationMatrix2D((size / 2, size / 2), angle, scale)
+        img = cv2.warpAffine(np.ascontiguousarray(img), m, (size, size))
+        f = img.astype(np.float32)
+        f *= 0.8 + 0.4 * r[i, 4]  # brightness
+        mean = f.mean()
+        f = (f - mean) * (0.8 + 0.4 * r[i, 5]) + mean  # contrast
+        grey = f.mean(axis=2, keepdims=True)
+        f = grey + (f - grey) * (0.7 + 0.6 * r[i, 6])  # saturation
+        f[img.max(axis=2) == 0] = 0  # the background stays black
+        out[i] = np.clip(f, 0, 255).astype(np.uint8)
+    return out
+
+
+def make_info(
+    classes: tuple[str, ...], pure_classes: tuple[str, ...], size: int, **extra: Any
+) -> BundleInfo:
+    """Return the bundle description of a network trained here."""
+    return BundleInfo(
+        architecture="resnet18",
+        classes=classes,
+        pure_classes=pure_classes,
+        input_size=size,
+        mean=MEAN,
+        std=STD,
+        **extra,
+    )
+
+
+def init_network(
+    info: BundleInfo, *, seed: int, init_weights: Path | None = None
+) -> nn.Module:
+    """Return a fresh network, from scratch or from a local ImageNet weights file.
+
+    The weights file may be safetensors or a PyTorch state dict, read with
+    ``weights_only=True`` (no arbitrary pickle). The classification layer is
+    always new.
+    """
+    torch.manual_seed(seed)
+    net = build_network(info)
+    if init_weights is not None:
+        path = Path(init_weights)
+        if path.suffix == ".safetensors":
+            with safe_open(str(path), framework="pt") as fh:
+                state = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+        missing, unexpected = net.load_state_dict(state, strict=False)
+        if unexpected or set(missing) - {"fc.weight", "fc.bias"}:
+            raise ValueError(
+                f"{path} is not a ResNet18 state dict (missing {missing[:3]}, "
+                f"unexpected {unexpected[:3]})"
+            )
+        log.info("network initialised from %s", path)
+    return net.to(memory_format=torch.channels_last)
+
+
+def train(
+    net: nn.Module,
+    info: BundleInfo,
+    train_crops: NDArray[np.uint8],
+    train_labels: NDArray[np.int64],
+    val_crops: NDArray[np.uint8],
+    val_labels: NDArray[np.int64],
+    config: TrainConfig,
+    *,
+    checkpoint: Path | None = None,
+    resume: bool = False,
+    show_progress: bool = True,
+    on_epoch: Callable[[int, History], None] | None = None,
+) -> History:
+    """Train `net` in place; return the loss and accuracy history.
+
+    Parameters
+    ----------
+    checkpoint : Path, optional
+        Written after every epoch (atomically); read first when `resume` is set.
+    resume : bool
+        Continue from `checkpoint` if it exists.
+    """
+    steps_per_epoch = math.ceil(len(train_labels) / config.batch_size)
+    optimiser = torch.optim.AdamW(
+        net.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch
+    )
+    history, start = History(), 0
+    if resume and checkpoint is not None and Path(checkpoint).exists():
+        start, history = load_checkpoint(checkpoint, net, optimiser, schedule, config)
+        log.info("resumed from %s after epoch %d", checkpoint, start)
+
+    weights = _sampling_weights(train_labels, len(info.classes), config.balanced)
+    for epoch in range(start, config.epochs):
+        generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
+        order = torch.multinomial(
+            torch.from_numpy(weights),
+            len(train_labels),
+            replacement=config.balanced,
+            generator=generator,
+        ).numpy()
+        net.train()
+        losses, correct = [], 0
+        bar = tqdm(
+            range(steps_per_epoch),
+            desc=f"epoch {epoch + 1}/{config.epochs}",
+            disable=not show_progress,
+            leave=False,
+            unit="batch",
+        )
+        for step in bar:
+            idx = order[step * config.batch_size : (step + 1) * config.batch_size]
+            x = to_tensor(augment(train_crops[idx], generator), info)
+            y = torch.from_numpy(train_labels[idx])
+            logits = net(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            losses.append(loss.item())
+            correct += int((logits.argmax(1) == y).sum())
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+        history.train_loss.append(float(np.mean(losses)))
+        history.train_accuracy.append(correct / len(order))
+        val_loss, val_acc = evaluate_loss(net, info, val_crops, val_labels)
+        history.val_loss.append(val_loss)
+        history.val_accuracy.append(val_acc)
+        log.info(
+            "epoch %d/%d: train loss %.3f, accuracy %.3f; validation loss %.3f, "
+            "accuracy %.3f",
+            epoch + 1,
+            config.epochs,
+            history.train_loss[-1],
+            history.train_accuracy[-1],
+            val_loss,
+            val_acc,
+        )
+        if checkpoint is not None:
+            save_checkpoint(
+                checkpoint, net, optimiser, schedule, epoch + 1, history, config
+            )
+        if on_epoch:
+            on_epoch(epoch + 1, history)
+    return history
+
+
+def predict_logits(
+    net: nn.Module, info: BundleInfo, crops: NDArray[np.uint8], batch_size: int = 256
+) -> torch.Tensor:
+    """Logits of the network in evaluation mode, (N, C)."""
+    net.eval()
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(crops), batch_size):
+            out.append(net(to_tensor(crops[start : start + batch_size], info)))
+    return torch.cat(out) if out else torch.zeros((0, len(info.classes)))
+
+
+def evaluate_loss(
+    net: nn.Module,
+    info: BundleInfo,
+    crops: NDArray[np.uint8],
+    labels: NDArray[np.int64],
+) -> tuple[float, float]:
+    """Cross-entropy and accuracy on held-out crops."""
+    if len(labels) == 0:
+        return float("nan"), float("nan")
+    logits = predict_logits(net, info, crops)
+    y = torch.from_numpy(labels)
+    return float(F.cross_entropy(logits, y)), float(
+        (logits.argmax(1) == y).float().mean()
+    )
+
+
+def _sampling_weights(
+    labels: NDArray[np.int64], n_classes: int, balanced: bool
+) -> NDArray[np.float64]:
+    if not balanced:
+        return np.ones(len(labels))
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    return 1.0 / counts[labels]
+
+
+def save_checkpoint(
+    path: Path,
+    net: nn.Module,
+    optimiser: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+    epoch: int,
+    history: History,
+    config: TrainConfig,
+) -> None:
+    """Write the training state after `epoch` as a safetensors file, atomically."""
+    tensors = {
+        f"model.{k}": v.detach().contiguous() for k, v in net.state_dict().items()
+    }
+    opt_state = optimiser.state_dict()
+    for pid, state in opt_state["state"].items():
+        for key, value in state.items():
+            tensors[f"optim.{pid}.{key}"] = torch.as_tensor(value).contiguous()
+    meta = {
+        "epoch": epoch,
+        "history": asdict(history),
+        "config": asdict(config),
+        "param_groups": opt_state["param_groups"],
+        "schedule": {k: v for k, v in schedule.state_dict().items() if _jsonable(v)},
+    }
+    data = save(tensors, metadata={"seedqa.checkpoint": json.dumps(meta)})
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(
+    path: Path,
+    net: nn.Module,
+    optimiser: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+    config: TrainConfig,
+) -> tuple[int, History]:
+    """Restore the state written by `save_checkpoint`; return (epoch, history).
+
+    Raises
+    ------
+    ValueError
+        If the checkpoint was written with another training configuration.
+    """
+    with safe_open(str(path), framework="pt") as fh:
+        meta = json.loads((fh.metadata() or {})["seedqa.checkpoint"])
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
+    if meta["config"] != asdict(config):
+        raise ValueError(
+            f"checkpoint {path} was written with another configuration "
+            f"({meta['config']}); delete it or train with the same settings"
+        )
+    net.load_state_dict(
+        {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    )
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, pid, name = key.split(".", 2)
+            state.setdefault(int(pid), {})[name] = value
+    optimiser.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    full = schedule.state_dict()
+    full.update(meta["schedule"])
+    schedule.load_state_dict(full)
+    return int(meta["epoch"]), History(**meta["history"])
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except TypeError:
+        return False
+    return True
