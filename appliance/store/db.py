@@ -121,6 +121,9 @@ def alembic_config(url: str) -> Config:
 def upgrade_engine(engine: Engine, revision: str = "head") -> None:
     """Run the Alembic migrations on `engine`'s database up to `revision`.
 
+    On SQLite the whole upgrade, the ``alembic_version`` row included, is one
+    transaction: a process killed midway leaves the database at its old revision.
+
     Parameters
     ----------
     engine : Engine

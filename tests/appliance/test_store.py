@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -489,7 +488,7 @@ def test_migration_renders_for_postgresql() -> None:
 
 
 #: Run by each child of the SIGKILL test: it reports "ready" just before the upgrade
-#: and "done" once the upgrade has returned, then waits to be killed.
+#: and "done" once the upgrade has returned, then waits for its stdin to close.
 UPGRADE_CHILD = """
 import sys
 from appliance.store import upgrade
@@ -500,9 +499,63 @@ print("done", flush=True)
 sys.stdin.read()
 """
 SCHEMA_TABLES = {"rigs", "calibrations", "samples", "captures", "seeds"}
-MIGRATION_KILLS = 40
-MIGRATION_KILL_WORKERS = 4
-MIGRATION_KILL_DELAY_S = (0.0, 0.2)
+MIGRATION_KILLS = 20
+#: Kill delays are drawn from 0 to this many times the upgrade's own duration, so
+#: most kills land before or inside the migration on fast and slow machines alike.
+MIGRATION_KILL_SPREAD = 1.5
+
+
+def _start_upgrade(path: Path) -> subprocess.Popen[bytes]:
+    """Start a child that upgrades the SQLite file `path`; return once it is ready."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, (str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH")))
+    )
+    stderr_path = path.with_suffix(".stderr")
+    with stderr_path.open("wb") as stderr:
+        child = subprocess.Popen(
+            [sys.executable, "-c", UPGRADE_CHILD, sqlite_url(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=env,
+        )
+
+    assert child.stdout is not None
+    if child.stdout.readline() != b"ready\n":
+        child.kill()
+        child.wait(timeout=30)
+        pytest.fail(f"upgrade child did not start:\n{stderr_path.read_text()}")
+    return child
+
+
+def _upgrade_duration_s(path: Path) -> float:
+    """Time one child's upgrade of `path`, from "ready" to "done", in seconds."""
+    child = _start_upgrade(path)
+    assert child.stdout is not None
+
+    started = time.monotonic()
+    done = child.stdout.readline()
+    duration_s = time.monotonic() - started
+    child.communicate(timeout=30)
+
+    assert done == b"done\n", path.with_suffix(".stderr").read_text()
+    return duration_s
+
+
+def _kill_during_upgrade(path: Path, delay_s: float) -> bool:
+    """Upgrade `path` in a child, SIGKILL it after `delay_s`; return if it finished."""
+    child = _start_upgrade(path)
+
+    time.sleep(delay_s)
+    child.send_signal(signal.SIGKILL)
+    output, _ = child.communicate(timeout=30)
+
+    assert child.returncode == -signal.SIGKILL, (
+        f"upgrade child exited with {child.returncode}, not by SIGKILL:\n"
+        f"{path.with_suffix('.stderr').read_text()}"
+    )
+    return b"done" in output
 
 
 def _schema_state(path: Path) -> tuple[set[str], list[str]]:
@@ -525,60 +578,26 @@ def _schema_state(path: Path) -> tuple[set[str], list[str]]:
     return tables, versions
 
 
-def _kill_during_upgrade(path: Path, delay_s: float) -> bool:
-    """Run `upgrade` on `path` in a child, SIGKILL it; return whether it finished."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        filter(None, (str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH")))
-    )
-    stderr_path = path.with_suffix(".stderr")
-    with stderr_path.open("wb") as stderr:
-        child = subprocess.Popen(
-            [sys.executable, "-c", UPGRADE_CHILD, sqlite_url(path)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            env=env,
-        )
-    assert child.stdout is not None
-    try:
-        ready = child.stdout.readline()
-        assert ready == b"ready\n", f"child did not start:\n{stderr_path.read_text()}"
-
-        time.sleep(delay_s)
-        child.send_signal(signal.SIGKILL)
-        rest, _ = child.communicate(timeout=30)
-    finally:
-        child.kill()
-        child.wait(timeout=30)
-
-    assert child.returncode == -signal.SIGKILL, (
-        f"child exited with {child.returncode}, not by SIGKILL:\n"
-        f"{stderr_path.read_text()}"
-    )
-    return b"done" in rest
-
-
 def test_sigkill_during_first_migration_leaves_nothing_or_everything(
     tmp_path: Path,
 ) -> None:
-    rng = np.random.default_rng(20241203)
-    delays_s = rng.uniform(*MIGRATION_KILL_DELAY_S, size=MIGRATION_KILLS).tolist()
-    paths = [tmp_path / f"killed-{number:02d}.db" for number in range(MIGRATION_KILLS)]
     head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
     whole = SCHEMA_TABLES | {"alembic_version"}
+    max_delay_s = MIGRATION_KILL_SPREAD * _upgrade_duration_s(tmp_path / "timed.db")
+    rng = np.random.default_rng(20241203)
 
-    # A few children at a time: each spends most of its second importing.
-    with ThreadPoolExecutor(max_workers=MIGRATION_KILL_WORKERS) as pool:
-        finished = list(pool.map(_kill_during_upgrade, paths, delays_s))
+    finished = []
+    for number in range(MIGRATION_KILLS):
+        path = tmp_path / f"killed-{number:02d}.db"
+        delay_s = float(rng.uniform(0.0, max_delay_s))
 
-    for number, (path, delay_s) in enumerate(zip(paths, delays_s, strict=True)):
+        finished.append(_kill_during_upgrade(path, delay_s))
+
         tables, versions = _schema_state(path)
         assert (tables, versions) in [(set(), []), (whole, [head])], (
             f"kill {number} after {delay_s * 1000:.0f} ms left tables {sorted(tables)}"
             f" and versions {versions}"
         )
-
         with Database.open(sqlite_url(path)) as db, db.engine.connect() as connection:
             reopened = set(connection.dialect.get_table_names(connection))
             version = connection.exec_driver_sql(

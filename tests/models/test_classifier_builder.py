@@ -1,0 +1,266 @@
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from appliance.bundle import load_bundle
+from models.classifier.data import (
+    CropSet,
+    DatasetError,
+    folder_crops,
+    simulated_crops,
+    split_by_group,
+)
+from models.classifier.metrics import classification_report, cohen_kappa
+from models.classifier.train import TrainConfig, init_network, make_info, train
+from models.cli import main
+
+
+def test_kappa_matches_a_worked_example():
+    # 2x2 example: observed 0.7, expected 0.5 -> kappa 0.4
+    assert cohen_kappa(np.array([[20, 5], [10, 15]])) == pytest.approx(0.4)
+    assert cohen_kappa(np.diag([5, 5, 5])) == pytest.approx(1.0)
+
+
+def test_report_handles_a_folder_with_a_subset_of_the_classes():
+    truth = np.array([0, 0, 2, 2, 2])
+    pred = np.array([0, 1, 2, 2, 0])
+    report = classification_report(
+        truth, pred, ("pure", "broken", "silkcut"), ("pure",)
+    )
+    assert report["per_class_recall"]["broken"] is None
+    assert report["balanced_accuracy"] == pytest.approx((0.5 + 2 / 3) / 2)
+    assert report["accuracy"] == pytest.approx(0.6)
+    assert report["pure_vs_impure_accuracy"] == pytest.approx(0.6)
+    assert report["confusion"][0] == [1, 1, 0]
+
+
+def test_simulated_views_are_labelled_by_what_they_show():
+    data = simulated_crops(1, size=32, seed=3, kernels_per_sample=40)
+    assert data.crops.shape[1:] == (32, 32, 3)
+    assert len(data) >= 60
+    # A kernel whose defect is on one face gives a defect crop and a pure crop.
+    by_kernel: dict[int, set] = {}
+    for k, label, true in zip(data.kernels, data.labels, data.truth, strict=True):
+        by_kernel.setdefault(int(k), set()).add((int(label), int(true)))
+    mixed = [v for v in by_kernel.values() if len({lab for lab, _ in v}) == 2]
+    assert mixed and all(0 in {lab for lab, _ in v} for v in mixed)
+
+
+def _folder(root, counts):
+    rng = np.random.default_rng(0)
+    for name, n in counts.items():
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            img = np.zeros((50, 40, 3), np.uint8)
+            colour = (200, 150, 40) if name == "grain" else (90, 60, 30)
+            cv2.ellipse(
+                img, (20, 25), (12, 20), float(rng.uniform(0, 180)), 0, 360, colour, -1
+            )
+            cv2.imwrite(str(root / name / f"{i}.png"), img)
+
+
+def test_image_folders_are_read_in_the_model_class_order(tmp_path):
+    _folder(tmp_path, {"grain": 4, "grain_broken": 3})
+    data = folder_crops(
+        tmp_path,
+        size=32,
+        ready=True,
+        classes=("damaged_grain", "grain", "grain_broken"),
+    )
+    assert data.classes == ("damaged_grain", "grain", "grain_broken")
+    assert sorted(data.labels.tolist()) == [1, 1, 1, 1, 2, 2, 2]
+    assert data.crops.shape == (7, 32, 32, 3)
+    assert data.crops[:, 0, 0].max() == 0  # black around the seed
+
+
+def test_folders_with_unknown_classes_are_refused(tmp_path):
+    _folder(tmp_path, {"weed": 2})
+    with pytest.raises(DatasetError, match="weed"):
+        folder_crops(tmp_path, size=32, ready=True, classes=("grain",))
+    with pytest.raises(DatasetError, match="does not exist"):
+        folder_crops(tmp_path / "missing", size=32)
+
+
+def test_splits_keep_each_sample_on_one_side():
+    n = 60
+    data = CropSet(
+        np.zeros((n, 8, 8, 3), np.uint8),
+        np.arange(n) % 3,
+        ("a", "b", "c"),
+        np.arange(n) // 10,
+        np.full(n, -1),
+        np.arange(n) % 3,
+        source={"kind": "simulated"},
+    )
+    train_idx, held = split_by_group(data, fraction=0.2, seed=0)
+    assert set(data.groups[train_idx]).isdisjoint(data.groups[held])
+    assert len(train_idx) + len(held) == n
+
+
+def _tiny(seed=0):
+    rng = np.random.default_rng(seed)
+    crops = rng.integers(0, 255, (48, 32, 32, 3), dtype=np.uint8)
+    labels = (crops.mean(axis=(1, 2, 3)) > 127).astype(np.int64)
+    return crops, labels
+
+
+def test_resuming_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
+    crops, labels = _tiny()
+    info = make_info(("a", "b"), ("a",), 32)
+    config = TrainConfig(epochs=2, batch_size=16, seed=4)
+
+    whole = init_network(info, seed=4)
+    train(
+        whole, info, crops, labels, crops[:8], labels[:8], config, show_progress=False
+    )
+
+    ckpt = tmp_path / "run.checkpoint"
+    first = init_network(info, seed=4)
+    with pytest.raises(_Stop):  # the run is interrupted after its first epoch
+        train(
+            first,
+            info,
+            crops,
+            labels,
+            crops[:8],
+            labels[:8],
+            config,
+            checkpoint=ckpt,
+            show_progress=False,
+            on_epoch=lambda e, h: _stop_after(e, 1),
+        )
+    resumed = init_network(info, seed=99)  # different start: all state comes from disk
+    history = train(
+        resumed,
+        info,
+        crops,
+        labels,
+        crops[:8],
+        labels[:8],
+        config,
+        checkpoint=ckpt,
+        resume=True,
+        show_progress=False,
+    )
+    assert len(history.train_loss) == 2
+    for (name, a), b in zip(
+        whole.state_dict().items(), resumed.state_dict().values(), strict=True
+    ):
+        assert torch.allclose(a.float(), b.float(), atol=1e-5), name
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stop_after(epoch, n):
+    if epoch >= n:
+        raise _Stop
+
+
+def test_a_checkpoint_of_another_configuration_is_refused(tmp_path):
+    crops, labels = _tiny()
+    info = make_info(("a", "b"), ("a",), 32)
+    ckpt = tmp_path / "c.checkpoint"
+    net = init_network(info, seed=0)
+    train(
+        net,
+        info,
+        crops,
+        labels,
+        crops[:8],
+        labels[:8],
+        TrainConfig(epochs=1, batch_size=16),
+        checkpoint=ckpt,
+        show_progress=False,
+    )
+    with pytest.raises(ValueError, match="another configuration"):
+        train(
+            net,
+            info,
+            crops,
+            labels,
+            crops[:8],
+            labels[:8],
+            TrainConfig(epochs=1, batch_size=32),
+            checkpoint=ckpt,
+            resume=True,
+            show_progress=False,
+        )
+
+
+def test_train_and_eval_from_the_command_line(tmp_path, capsys):
+    data = tmp_path / "data"
+    _folder(data, {"grain": 12, "grain_broken": 12})
+    bundle = tmp_path / "w.safetensors"
+    assert (
+        main(
+            [
+                "classifier",
+                "train",
+                "--data",
+                str(data),
+                "--ready-crops",
+                "--size",
+                "32",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "8",
+                "--out",
+                str(bundle),
+            ]
+        )
+        == 0
+    )
+    assert bundle.exists()
+    assert bundle.with_suffix(".curves.png").exists()
+    assert bundle.with_suffix(".confusion.png").exists()
+    info = load_bundle(bundle).info
+    assert info.pure_classes == ("grain",)
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "classifier",
+                "eval",
+                "--model",
+                str(bundle),
+                "--data",
+                str(data),
+                "--ready-crops",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert {
+        "classes",
+        "confusion",
+        "accuracy",
+        "balanced_accuracy",
+        "pure_vs_impure_accuracy",
+        "kappa",
+    } <= set(report)
+    assert sum(map(sum, report["confusion"])) == 24
+
+
+def test_eval_of_a_missing_bundle_exits_2(tmp_path, capsys):
+    assert (
+        main(
+            [
+                "classifier",
+                "eval",
+                "--model",
+                str(tmp_path / "x.safetensors"),
+                "--data",
+                str(tmp_path),
+            ]
+        )
+        == 2
+    )
+    assert "cannot read" in capsys.readouterr().err
