@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from pathlib import Path
 
+from appliance.files import write_atomic
 from appliance.rigs import Ask, RigHandle
 from appliance.settings import Settings
 from appliance.store import Database, ImageStore, latest_calibration, save_calibration
@@ -14,8 +16,8 @@ from calibration import (
     CalibrationRecord,
     calibrate,
     flat_field_archive,
+    record_files,
     record_from_json,
-    save_record,
 )
 
 log = logging.getLogger(__name__)
@@ -57,8 +59,22 @@ def calibrate_rig(
         record=record.to_json(flat_field_sha256=sha),
     )
     record = replace(record, version=version)
-    save_record(record, settings.calibrations_dir / rig.name / f"v{version}")
+    write_record(record, settings.calibrations_dir / rig.name / f"v{version}")
     return calibration_id, record
+
+
+def write_record(record: CalibrationRecord, directory: Path) -> Path:
+    """Write a record's files into `directory`, the archive before the JSON.
+
+    Returns the path of ``calibration.json``, which `seedqa inspect --calibration`
+    reads.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, data in record_files(record).items():  # archive first
+        write_atomic(directory / name, data)
+    path = directory / "calibration.json"
+    log.info("calibration of rig %s written to %s", record.rig, path)
+    return path
 
 
 def current_calibration(

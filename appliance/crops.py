@@ -8,6 +8,7 @@ black wherever the seed is not (neighbours and plate removed).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import cv2
 import numpy as np
@@ -49,10 +50,10 @@ def cut_crop(
     y0, x0 = max(r0 - grow, 0), max(c0 - grow, 0)
     y1, x1 = min(r1 + grow, h), min(c1 + grow, w)
     window = rgb[y0:y1, x0:x1]
-    mask = np.zeros(window.shape[:2], np.uint8)
-    mask[r0 - y0 : r1 - y0, c0 - x0 : c1 - x0] = region.mask
-    mask = cv2.dilate(mask, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
-    seed = cv2.bitwise_and(window, window, mask=mask)
+    placed = np.zeros(window.shape[:2], np.uint8)
+    placed[r0 - y0 : r1 - y0, c0 - x0 : c1 - x0] = region.mask
+    mask = cv2.dilate(placed, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
+    seed = _uint8(cv2.bitwise_and(window, window, mask=mask))
 
     cy, cx = region.centroid[0] - y0, region.centroid[1] - x0
     length = max(region.major_px, region.minor_px, 4.0)
@@ -85,7 +86,7 @@ def ready_crop(
     fg = (grey > level).astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
     if n <= 1:
-        return cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)
+        return _uint8(cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA))
     largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     mask = (labels == largest).astype(np.uint8)
     m = cv2.moments(mask, binaryImage=True)
@@ -94,7 +95,8 @@ def ready_crop(
     length = 4 * np.sqrt(max((mu20 + mu02) / 2 + common, 1.0))
     angle = 0.5 * np.arctan2(2 * mu11, mu20 - mu02)
     centre = (m["m10"] / m["m00"], m["m01"] / m["m00"])
-    seed = cv2.bitwise_and(rgb, rgb, mask=cv2.dilate(mask, np.ones((3, 3), np.uint8)))
+    grown = cv2.dilate(mask, np.ones((3, 3), np.uint8))
+    seed = _uint8(cv2.bitwise_and(rgb, rgb, mask=grown))
     return _turn_and_scale(seed, centre, angle, float(length), size, margin)
 
 
@@ -112,16 +114,25 @@ def _turn_and_scale(
     if scale < 0.5:
         factor = int(1 / scale / 1.5) or 1
         if factor > 1:
-            seed = cv2.resize(
-                seed,
-                (max(seed.shape[1] // factor, 1), max(seed.shape[0] // factor, 1)),
-                interpolation=cv2.INTER_AREA,
+            seed = _uint8(
+                cv2.resize(
+                    seed,
+                    (max(seed.shape[1] // factor, 1), max(seed.shape[0] // factor, 1)),
+                    interpolation=cv2.INTER_AREA,
+                )
             )
             centre = (centre[0] / factor, centre[1] / factor)
             scale *= factor
     turn = np.degrees(angle_rad) - 90.0
     matrix = cv2.getRotationMatrix2D(centre, turn, scale)
-    matrix[:, 2] += (size / 2 - centre[0], size / 2 - centre[1])
-    return cv2.warpAffine(
-        seed, matrix, (size, size), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0)
+    matrix[:, 2] += np.array([size / 2 - centre[0], size / 2 - centre[1]])
+    return _uint8(
+        cv2.warpAffine(
+            seed, matrix, (size, size), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0)
+        )
     )
+
+
+def _uint8(image: cv2.typing.MatLike) -> NDArray[np.uint8]:
+    """Type an OpenCV result computed from uint8 input as what it is."""
+    return cast(NDArray[np.uint8], image)

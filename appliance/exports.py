@@ -10,14 +10,13 @@ import csv
 import io
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
 import cv2
 import numpy as np
 
+from appliance.files import write_atomic
 from appliance.overlay import class_colour
 from appliance.store import Database, ImageStore, get_sample
 
@@ -72,12 +71,7 @@ def export_sample(
     out = Path(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
+        write_atomic(out, data)
     except OSError as exc:
         raise ExportError(f"cannot write {out}: {exc}") from exc
     log.info("sample %d exported as %s to %s", sample_id, fmt, out)

@@ -8,8 +8,8 @@ from calibration.record import (
     calibrate,
     flat_field_archive,
     load_record,
+    record_files,
     record_from_json,
-    save_record,
 )
 from calibration.target import TargetFit, TargetNotFound, fit_target
 
@@ -26,6 +26,6 @@ __all__ = [
     "fit_target",
     "flat_field_archive",
     "load_record",
+    "record_files",
     "record_from_json",
-    "save_record",
 ]

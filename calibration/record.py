@@ -1,8 +1,8 @@
 """A rig's calibration: geometry between the views, scale, and flat fields.
 
 A record is computed from two captures (the empty plate, then the dot target),
-written as a versioned JSON file with its flat-field gains in a NumPy archive beside
-it, named by its SHA-256, and read back with every field checked.
+stored as a versioned JSON document with its flat-field gains in a NumPy archive
+named by its SHA-256, and read back with every field checked.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ import hashlib
 import io
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -225,21 +223,16 @@ def flat_field_archive(record: CalibrationRecord) -> bytes:
     return buffer.getvalue()
 
 
-def save_record(record: CalibrationRecord, directory: Path) -> Path:
-    """Write ``calibration.json`` and its flat-field archive into `directory`.
+def record_files(record: CalibrationRecord) -> dict[str, bytes]:
+    """Return the files of a record: ``calibration.json`` and its flat-field archive.
 
-    Both files are written under temporary names, fsynced and renamed, the
-    archive first, so a reader never sees a record whose gains are missing.
+    The archive is named by its SHA-256, which the JSON names, so a reader can
+    tell whether the two belong together.
     """
-    directory.mkdir(parents=True, exist_ok=True)
     archive = flat_field_archive(record)
     sha = hashlib.sha256(archive).hexdigest()
-    _write_atomic(directory / f"flat-{sha}.npz", archive)
-    path = directory / "calibration.json"
     text = json.dumps(record.to_json(flat_field_sha256=sha), indent=2)
-    _write_atomic(path, text.encode())
-    log.info("calibration of rig %s written to %s", record.rig, path)
-    return path
+    return {f"flat-{sha}.npz": archive, "calibration.json": text.encode()}
 
 
 def load_record(path: Path, *, archive: bytes | None = None) -> CalibrationRecord:
@@ -322,16 +315,3 @@ def record_from_json(data: dict[str, Any], archive: bytes) -> CalibrationRecord:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CalibrationError(f"calibration record is incomplete: {exc!r}") from exc
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -564,9 +564,9 @@ def _sensor(
     # for a full frame of Gaussian noise.
     cv2.setRNGSeed(int(rng.integers(0, 2**31 - 1)))
     noise = np.empty(img.shape, np.float32)
-    cv2.randn(noise, 0.0, 1.0)
+    cv2.randn(noise, np.zeros(1), np.ones(1))
     shot = cv2.sqrt(np.clip(img, 0.01, 1.0)) * np.float32(appearance.noise)
-    img = cv2.scaleAdd(cv2.multiply(noise, shot), 1.0, img)
+    img = _float32(cv2.scaleAdd(cv2.multiply(noise, shot), 1.0, img))
     # Saturating, rounding conversion to 8 bits.
     return np.asarray(cv2.multiply(img, (255.0, 255.0, 255.0, 0.0), dtype=cv2.CV_8U))
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
-import secrets
 from pathlib import Path
 from typing import cast
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
+
+from appliance.files import fsync_directory, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -74,16 +74,6 @@ def _sha256_of_file(path: Path) -> str:
         while chunk := file.read(_CHUNK_BYTES):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _fsync_directory(directory: Path) -> None:
-    # Limitation: POSIX only; Windows cannot open a directory to fsync it, and the
-    # appliance runs on Linux under systemd.
-    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def encode_png(image: NDArray[np.uint8] | NDArray[np.uint16]) -> bytes:
@@ -215,9 +205,9 @@ class ImageStore:
             log.warning("stored image %s does not match its name; rewriting it", final)
 
         created = self._make_directories(final.parent)
-        self._write_atomically(final, data)
+        write_atomic(final, data, sync_directory=False)
         for directory in created:
-            _fsync_directory(directory)
+            fsync_directory(directory)
         log.debug("stored image %s (%d bytes)", final.name, len(data))
         return sha
 
@@ -287,19 +277,3 @@ class ImageStore:
             missing.append(candidate)
         directory.mkdir(parents=True, exist_ok=True)
         return [directory, *(created.parent for created in missing)]
-
-    @staticmethod
-    def _write_atomically(final: Path, data: bytes) -> None:
-        # A temporary name in the same directory, so the rename cannot cross file
-        # systems; created like any new file, so the process umask applies.
-        temporary = final.with_name(f".{final.name}.{secrets.token_hex(8)}.tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        try:
-            with os.fdopen(fd, "wb") as file:
-                file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, final)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise

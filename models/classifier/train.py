@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +28,7 @@ from tqdm import tqdm
 
 from appliance.bundle import BundleInfo
 from appliance.classifier import build_network, to_tensor
+from appliance.files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -309,12 +308,7 @@ def save_checkpoint(
     data = save(tensors, metadata={"seedqa.checkpoint": json.dumps(meta)})
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, data)
 
 
 def load_checkpoint(

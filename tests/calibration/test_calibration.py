@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from appliance.calibrations import write_record
 from calibration import (
     BlankPlateError,
     CalibrationError,
@@ -12,7 +13,6 @@ from calibration import (
     estimate_flat_field,
     fit_target,
     load_record,
-    save_record,
 )
 from drivers.simulated import SimulatedBench, simulated_rig
 from drivers.target import DotTarget
@@ -60,7 +60,7 @@ def test_flat_field_makes_the_blank_plate_flat_and_neutral(calibration):
 
 
 def test_a_record_survives_a_round_trip(calibration, tmp_path):
-    path = save_record(calibration, tmp_path)
+    path = write_record(calibration, tmp_path)
     loaded = load_record(path)
     assert np.allclose(loaded.top_to_bottom, calibration.top_to_bottom)
     assert loaded.mm_per_px == calibration.mm_per_px
@@ -70,7 +70,7 @@ def test_a_record_survives_a_round_trip(calibration, tmp_path):
 
 
 def test_a_changed_flat_field_file_is_refused(calibration, tmp_path):
-    path = save_record(calibration, tmp_path)
+    path = write_record(calibration, tmp_path)
     archive = next(tmp_path.glob("flat-*.npz"))
     archive.write_bytes(archive.read_bytes()[:-10] + b"0123456789")
     with pytest.raises(CalibrationError, match="SHA-256"):
@@ -78,7 +78,7 @@ def test_a_changed_flat_field_file_is_refused(calibration, tmp_path):
 
 
 def test_a_record_of_another_schema_is_refused(calibration, tmp_path):
-    path = save_record(calibration, tmp_path)
+    path = write_record(calibration, tmp_path)
     data = json.loads(path.read_text())
     data["schema_version"] = 99
     path.write_text(json.dumps(data))
