@@ -75,12 +75,20 @@ def cut_crops(
 
 
 def ready_crop(
-    rgb: NDArray[np.uint8], *, size: int, margin: float = 1.15, level: int = 12
+    rgb: NDArray[np.uint8],
+    *,
+    size: int,
+    margin: float = 1.15,
+    side_px: float | None = None,
+    level: int = 12,
 ) -> NDArray[np.uint8]:
     """Crop a photograph of a single seed already masked on black.
 
     The seed is every pixel brighter than `level` (in its largest blob); it is then
-    turned and scaled as production crops are.
+    turned upright as production crops are. With `side_px`, the crop covers a
+    fixed `side_px` of the photograph, so a seed's size stays visible (a broken
+    grain is smaller, a husked one larger); without it the seed's length fills the
+    crop but for `margin`.
     """
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     fg = (grey > level).astype(np.uint8)
@@ -97,6 +105,8 @@ def ready_crop(
     centre = (m["m10"] / m["m00"], m["m01"] / m["m00"])
     grown = cv2.dilate(mask, np.ones((3, 3), np.uint8))
     seed = _uint8(cv2.bitwise_and(rgb, rgb, mask=grown))
+    if side_px is not None:
+        return _turn_and_scale(seed, centre, angle, side_px, size, 1.0)
     return _turn_and_scale(seed, centre, angle, float(length), size, margin)
 
 

@@ -30,6 +30,7 @@ from appliance import recipes
 from appliance.bundle import load_bundle
 from appliance.classifier import SeedClassifier, build_network, network_weights
 from appliance.crops import cut_crops
+from appliance.fusion import DEFECT_THRESHOLD, fuse_views
 from appliance.rigs import open_rig
 from appliance.samples import SampleInfo, capture_sample
 from appliance.store import Database, ImageStore, sqlite_url
@@ -74,6 +75,7 @@ def main() -> None:
         [] for _ in range(6)
     )
     all_crops = []
+    seen_probs: list[tuple[np.ndarray | None, np.ndarray | None, int]] = []
     for _ in range(args.samples):
         # The simulated rig renders the sample while "capturing"; the job's clock
         # starts when the frames are in hand (the first analysis step).
@@ -115,6 +117,7 @@ def main() -> None:
             sided = (
                 kernel.condition != "pure" and kernel.shows_top != kernel.shows_bottom
             )
+            seen_probs.append((seed.top_probs, seed.bottom_probs, true))
             for name, k in verdicts.items():
                 rows[name].append(k == true)
                 if (
@@ -156,6 +159,18 @@ def main() -> None:
             "bottom": "bottom view alone",
         }[name]
         print(f"  {label:<24} {pct(rows[name]):<20} {pct(one_sided[name])}")
+    pure_mask = bundle.info.pure_mask
+    sweep = []
+    for threshold in (0.3, 0.4, 0.5, 0.6, 0.7):
+        hits = [
+            fuse_views(t, b, pure_mask, threshold=threshold).class_index == true
+            for t, b, true in seen_probs
+        ]
+        sweep.append(f"{threshold:.1f}: {100 * np.mean(hits):.2f}%")
+    print(
+        f"  fusion threshold sweep (the appliance uses {DEFECT_THRESHOLD}): "
+        + ", ".join(sweep)
+    )
     print(
         f"purity by count: mean abs error {np.mean(purity_err):.2f} points, 95% CI "
         f"covers the truth in {sum(covered)}/{len(covered)} samples"

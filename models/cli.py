@@ -143,6 +143,12 @@ def _data_arguments(p: argparse.ArgumentParser) -> None:
         help="images are single seeds already masked on black",
     )
     p.add_argument("--size", type=int, default=64, help="crop side in pixels (64)")
+    p.add_argument(
+        "--crop-side",
+        type=float,
+        metavar="PX",
+        help="ready crops: cut a fixed PX of each image, keeping seed size",
+    )
 
 
 def _load_data(args: argparse.Namespace, classes: Sequence[str] | None = None) -> Any:
@@ -279,6 +285,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.size != info.input_size:
         log.info("using the bundle's crop size %d px", info.input_size)
         args.size = info.input_size
+    if args.crop_side is None and info.crop.get("ready_side_px"):
+        args.crop_side = float(info.crop["ready_side_px"])
     data = _load_data(args, classes=info.classes)
     if len(data) == 0:
         raise ValueError("no crops to evaluate")

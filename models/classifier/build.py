@@ -79,8 +79,12 @@ def build_bundle(
     report["int8_accuracy"] = int8_accuracy
     report["numeric_format"] = numeric
 
+    crop = dict(info.crop)
+    if data.source.get("ready_side_px"):
+        crop["ready_side_px"] = data.source["ready_side_px"]
     info = replace(
         info,
+        crop=crop,
         numeric_format=numeric,
         metrics=report,
         trained_on={

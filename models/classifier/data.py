@@ -168,6 +168,7 @@ def folder_crops(
     ready: bool = False,
     classes: Sequence[str] | None = None,
     margin: float = 1.15,
+    side_px: float | None = None,
     progress: Progress | None = None,
 ) -> CropSet:
     """Crops from an image folder, ``root/<class>/*``.
@@ -184,6 +185,8 @@ def folder_crops(
     classes : sequence of str, optional
         The class order to use (a folder may hold a subset of them); by default
         the sorted sub-folder names.
+    side_px : float, optional
+        For ready crops: cut a fixed side of each photograph (see `ready_crop`).
 
     Raises
     ------
@@ -218,7 +221,9 @@ def folder_crops(
     crops, labels, skipped = [], [], 0
     for i, (path, label) in enumerate(files):
         try:
-            crop = _crop_file(path, size=size, ready=ready, margin=margin)
+            crop = _crop_file(
+                path, size=size, ready=ready, margin=margin, side_px=side_px
+            )
         except ImageFileError as exc:
             log.warning("skipping %s: %s", path, exc)
             crop = None
@@ -242,16 +247,22 @@ def folder_crops(
         np.full(n, -1, np.int64),
         np.array(labels, np.int64),
         (),
-        {"kind": "folder", "path": str(root), "ready_crops": ready, "images": n},
+        {
+            "kind": "folder",
+            "path": str(root),
+            "ready_crops": ready,
+            "ready_side_px": side_px,
+            "images": n,
+        },
     )
 
 
 def _crop_file(
-    path: Path, *, size: int, ready: bool, margin: float
+    path: Path, *, size: int, ready: bool, margin: float, side_px: float | None
 ) -> NDArray[np.uint8] | None:
     rgb = read_rgb(path)
     if ready:
-        return ready_crop(rgb, size=size, margin=margin)
+        return ready_crop(rgb, size=size, margin=margin, side_px=side_px)
     seeds = [r for r in segment(rgb).seeds if not r.flags]
     if not seeds:
         return None
