@@ -19,11 +19,14 @@ from appliance.classifier import SeedClassifier
 from appliance.crops import cut_crops
 from appliance.fusion import FusedVerdict, fuse_views
 from appliance.matching import SeedPair, match_views
-from appliance.segmentation import BORDER, Segmentation, segment
+from appliance.segmentation import BORDER, CLUMP, Segmentation, segment
 from calibration import CalibrationRecord
 from drivers.base import VIEWS, Frame, RigCapture, View
 
 log = logging.getLogger(__name__)
+
+#: Region flags that make a view's verdict unreliable for fusion.
+UNRELIABLE_REGION_FLAGS = frozenset({BORDER, CLUMP})
 
 #: progress(step, fraction done in [0, 1])
 Progress = Callable[[str, float], None]
@@ -197,7 +200,8 @@ def classify_seeds(
     pure = info.pure_mask
     out = []
     for seed, found in zip(seeds, per_seed, strict=True):
-        verdict = fuse_views(found.get("top"), found.get("bottom"), pure)
+        trusted = trusted_views(seed, found)
+        verdict = fuse_views(trusted.get("top"), trusted.get("bottom"), pure)
         flags = seed.flags + tuple(f for f in verdict.flags if f not in seed.flags)
         out.append(
             replace(
@@ -209,6 +213,25 @@ def classify_seeds(
             )
         )
     return out
+
+
+def trusted_views(
+    seed: SeedObservation, found: dict[View, NDArray[np.float32]]
+) -> dict[View, NDArray[np.float32]]:
+    """Return the views whose verdicts may decide the seed.
+
+    A view cut by the image border, or of a clump, shows a straight edge or a
+    second seed, which reads as a defect; when the other view sees the seed
+    whole, only that one decides. Both views' own verdicts stay in the report.
+    """
+    doubtful = {
+        view
+        for view in found
+        if set(getattr(seed.pair, view).flags) & UNRELIABLE_REGION_FLAGS
+    }
+    if doubtful and len(doubtful) < len(found):
+        return {view: p for view, p in found.items() if view not in doubtful}
+    return found
 
 
 def _check_cancel(cancel: threading.Event | None) -> None:

@@ -162,7 +162,12 @@ def _load_data(args: argparse.Namespace, classes: Sequence[str] | None = None) -
             args.simulated, size=args.size, seed=args.seed, progress=bar
         )
     return folder_crops(
-        args.data, size=args.size, ready=args.ready_crops, classes=classes, progress=bar
+        args.data,
+        size=args.size,
+        ready=args.ready_crops,
+        classes=classes,
+        side_px=args.crop_side,
+        progress=bar,
     )
 
 
@@ -251,6 +256,7 @@ def cmd_recipe_build(args: argparse.Namespace) -> int:
             size=size,
             ready=bool(spec.get("ready_crops")),
             classes=recipe.classes,
+            side_px=spec.get("crop_side_px"),
             progress=_progress_bar("cutting crops"),
         )
     config = TrainConfig(

@@ -162,3 +162,32 @@ def test_exports_load_back(stored, tmp_path):
 def test_csv_cells_never_start_a_formula(text):
     assert safe_cell(text).startswith("'")
     assert safe_cell("LOT-1") == "LOT-1"
+
+
+def _region(flags=()):
+    from appliance.segmentation import SeedRegion
+
+    return SeedRegion(
+        1,
+        (0, 0, 2, 2),
+        np.ones((2, 2), bool),
+        4,
+        (1.0, 1.0),
+        2.0,
+        1.0,
+        0.0,
+        tuple(flags),
+    )
+
+
+def test_a_view_cut_by_the_border_does_not_decide_when_the_other_is_whole():
+    from appliance.inspection import SeedObservation, trusted_views
+    from appliance.matching import SeedPair
+
+    seed = SeedObservation(1, SeedPair(_region(["border"]), _region(), 1.0), 10.0, ())
+    found = {"top": np.array([0.1, 0.9, 0, 0]), "bottom": np.array([0.9, 0.1, 0, 0])}
+    assert set(trusted_views(seed, found)) == {"bottom"}
+    both_cut = SeedObservation(
+        1, SeedPair(_region(["border"]), _region(["border"]), 1.0), 10.0, ()
+    )
+    assert set(trusted_views(both_cut, found)) == {"top", "bottom"}

@@ -264,3 +264,30 @@ def test_eval_of_a_missing_bundle_exits_2(tmp_path, capsys):
         == 2
     )
     assert "cannot read" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
+def test_imagenet_weights_come_from_a_local_file(tmp_path, suffix):
+    from safetensors.torch import save_file
+    from torchvision.models import resnet18
+
+    imagenet = resnet18(weights=None, num_classes=1000).state_dict()
+    path = tmp_path / f"resnet18{suffix}"
+    if suffix == ".safetensors":
+        save_file({k: v.contiguous() for k, v in imagenet.items()}, str(path))
+    else:
+        torch.save(imagenet, path)
+    info = make_info(("a", "b"), ("a",), 32)
+    net = init_network(info, seed=0, init_weights=path)
+    state = net.state_dict()
+    assert torch.equal(state["conv1.weight"], imagenet["conv1.weight"])
+    assert state["fc.weight"].shape == (2, 512)
+
+
+def test_a_file_that_is_not_a_resnet18_is_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "other.safetensors"
+    save_file({"encoder.weight": torch.zeros(3, 3)}, str(path))
+    with pytest.raises(ValueError, match="not a ResNet18"):
+        init_network(make_info(("a", "b"), ("a",), 32), seed=0, init_weights=path)

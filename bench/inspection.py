@@ -13,7 +13,7 @@ appliance does, and prints:
   plain fp32 eager ResNet18 at 224 px run in the same process, with the accuracy of
   the fast path against fp32 eager at the bundle's own crop size.
 
-    .venv/bin/python bench/inspect.py --model BUNDLE [--samples 20]
+    .venv/bin/python bench/inspection.py --model BUNDLE [--samples 20]
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from appliance.bundle import load_bundle
 from appliance.classifier import SeedClassifier, build_network, network_weights
 from appliance.crops import cut_crops
 from appliance.fusion import DEFECT_THRESHOLD, fuse_views
+from appliance.inspection import trusted_views
 from appliance.rigs import open_rig
 from appliance.samples import SampleInfo, capture_sample
 from appliance.store import Database, ImageStore, sqlite_url
@@ -76,6 +77,7 @@ def main() -> None:
     )
     all_crops = []
     seen_probs: list[tuple[np.ndarray | None, np.ndarray | None, int]] = []
+    confusion = np.zeros((len(classes), len(classes)), np.int64)
     for _ in range(args.samples):
         # The simulated rig renders the sample while "capturing"; the job's clock
         # starts when the frames are in hand (the first analysis step).
@@ -117,7 +119,14 @@ def main() -> None:
             sided = (
                 kernel.condition != "pure" and kernel.shows_top != kernel.shows_bottom
             )
-            seen_probs.append((seed.top_probs, seed.bottom_probs, true))
+            found = {
+                v: p
+                for v, p in (("top", seed.top_probs), ("bottom", seed.bottom_probs))
+                if p is not None
+            }
+            trusted = trusted_views(seed, found)
+            seen_probs.append((trusted.get("top"), trusted.get("bottom"), true))
+            confusion[true, seed.verdict.class_index] += 1
             for name, k in verdicts.items():
                 rows[name].append(k == true)
                 if (
@@ -159,6 +168,12 @@ def main() -> None:
             "bottom": "bottom view alone",
         }[name]
         print(f"  {label:<24} {pct(rows[name]):<20} {pct(one_sided[name])}")
+    print(
+        "  fused confusion (rows: truth): "
+        + "; ".join(
+            f"{c} {row.tolist()}" for c, row in zip(classes, confusion, strict=True)
+        )
+    )
     pure_mask = bundle.info.pure_mask
     sweep = []
     for threshold in (0.3, 0.4, 0.5, 0.6, 0.7):
