@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 
 from appliance.classifier import SeedClassifier
 from appliance.crops import cut_crops
-from appliance.fusion import FusedVerdict, fuse_views
+from appliance.fusion import ONE_VIEW, FusedVerdict, fuse_views
 from appliance.matching import SeedPair, match_views
 from appliance.segmentation import BORDER, CLUMP, Segmentation, segment
 from calibration import CalibrationRecord
@@ -202,7 +202,10 @@ def classify_seeds(
     for seed, found in zip(seeds, per_seed, strict=True):
         trusted = trusted_views(seed, found)
         verdict = fuse_views(trusted.get("top"), trusted.get("bottom"), pure)
-        flags = seed.flags + tuple(f for f in verdict.flags if f not in seed.flags)
+        new = [f for f in verdict.flags if f not in seed.flags]
+        if len(found) == 2 and ONE_VIEW in new:
+            new.remove(ONE_VIEW)  # both classified; one was not trusted to decide
+        flags = seed.flags + tuple(new)
         out.append(
             replace(
                 seed,
