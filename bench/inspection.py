@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from appliance import recipes
-from appliance.bundle import load_bundle
+from appliance.bundle import Bundle, load_bundle
 from appliance.classifier import SeedClassifier, build_network, network_weights
 from appliance.crops import cut_crops
 from appliance.fusion import DEFECT_THRESHOLD, fuse_views
@@ -215,7 +215,9 @@ def main() -> None:
     db.close()
 
 
-def throughput(bundle, fast: SeedClassifier, crops: np.ndarray) -> dict[str, float]:  # noqa: ANN001
+def throughput(
+    bundle: Bundle, fast: SeedClassifier, crops: np.ndarray
+) -> dict[str, float]:
     """Views per second of the fast path and of plain fp32 eager at 224 px."""
     import torch.nn.functional as F  # noqa: N812
 

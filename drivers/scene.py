@@ -127,7 +127,7 @@ class Appearance:
         return cls(
             plate_level=float(rng.uniform(0.86, 0.95)),
             falloff=float(rng.uniform(0.05, 0.3)),
-            tint=tuple(float(t) for t in rng.uniform(0.93, 1.05, 3)),  # type: ignore[arg-type]
+            tint=_three(rng.uniform(0.93, 1.05, 3)),
             blur_px=float(rng.uniform(0.5, 1.6)),
             noise=float(rng.uniform(0.005, 0.02)),
             shadow=float(rng.uniform(0.05, 0.3)),
@@ -575,6 +575,12 @@ def _apply(h: NDArray[np.floating], pts: NDArray[np.float64]) -> NDArray[np.floa
     """Apply a (3, 3) homography to (N, 2) points."""
     p = np.hstack([pts, np.ones((len(pts), 1))]) @ h.T
     return p[:, :2] / p[:, 2:3]
+
+
+def _three(values: NDArray[np.float64]) -> tuple[float, float, float]:
+    """Three numbers as a tuple of floats."""
+    a, b, c = (float(v) for v in values)
+    return a, b, c
 
 
 def _float32(image: cv2.typing.MatLike) -> NDArray[np.float32]:
