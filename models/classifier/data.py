@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from appliance.crops import cut_crop, ready_crop
 from appliance.imageio import ImageFileError, read_rgb
-from appliance.segmentation import segment
+from appliance.segmentation import BORDER, segment
 from calibration import estimate_flat_field
 from drivers.kernels import CONDITIONS
 from drivers.scene import Appearance, SampleSpec
@@ -98,7 +98,9 @@ def simulated_crops(
     margin: float = 1.15,
     progress: Progress | None = None,
 ) -> CropSet:
-    """Render samples on the simulated rig and cut every clean seed of both views.
+    """Render samples on the simulated rig and cut every seed of both views.
+
+    Clumps and specks are left out; seeds cut by the image border are kept.
 
     Each sample has its own random light, colour cast, focus and noise, and its
     own flat field from a blank capture, as a real rig recalibrated now and then.
@@ -123,7 +125,9 @@ def simulated_crops(
             image = flat.apply(scene.images[view])
             truth_labels = scene.truth.labels[view]
             for region in segment(image).regions:
-                if region.flags:
+                # Seeds cut by the frame are kept: the model must learn that a
+                # straight cut edge is not a break.
+                if set(region.flags) - {BORDER}:
                     continue
                 r0, c0, r1, c1 = region.bbox
                 hits = truth_labels[r0:r1, c0:c1][region.mask]
