@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from appliance.segmentation import SeedRegion
+from appliance.segmentation import SeedRegion, ellipse_axes
 
 #: Pixels of plate kept around the mask, so the outline itself is in the crop.
 _MASK_GROWTH_PX = 2
@@ -98,10 +98,8 @@ def ready_crop(
     largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     mask = (labels == largest).astype(np.uint8)
     m = cv2.moments(mask, binaryImage=True)
-    mu20, mu02, mu11 = (m[k] / m["m00"] for k in ("mu20", "mu02", "mu11"))
-    common = np.sqrt(((mu20 - mu02) / 2) ** 2 + mu11**2)
-    length = 4 * np.sqrt(max((mu20 + mu02) / 2 + common, 1.0))
-    angle = 0.5 * np.arctan2(2 * mu11, mu20 - mu02)
+    major, _, angle = ellipse_axes(m)
+    length = max(major, 4.0)
     centre = (m["m10"] / m["m00"], m["m01"] / m["m00"])
     grown = cv2.dilate(mask, np.ones((3, 3), np.uint8))
     seed = _uint8(cv2.bitwise_and(rgb, rgb, mask=grown))

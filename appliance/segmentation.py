@@ -479,6 +479,31 @@ def _h_maxima(height: NDArray[np.uint16], h: int) -> NDArray[np.bool_]:
     return (ceiling_f - marker_f) >= h
 
 
+def ellipse_axes(moments: dict[str, float]) -> tuple[float, float, float]:
+    """Axes of the ellipse with a shape's second moments.
+
+    Parameters
+    ----------
+    moments : dict
+        ``cv2.moments`` of the shape's mask.
+
+    Returns
+    -------
+    major_px, minor_px : float
+        Full axis lengths, pixels.
+    orientation_rad : float
+        Angle of the major axis from the image x axis, radians.
+    """
+    area = moments["m00"]
+    mu20, mu02, mu11 = (moments[k] / area for k in ("mu20", "mu02", "mu11"))
+    common = np.sqrt(((mu20 - mu02) / 2) ** 2 + mu11**2)
+    return (
+        float(4 * np.sqrt(max((mu20 + mu02) / 2 + common, 0))),
+        float(4 * np.sqrt(max((mu20 + mu02) / 2 - common, 0))),
+        float(0.5 * np.arctan2(2 * mu11, mu20 - mu02)),
+    )
+
+
 def _region(
     label: int,
     piece: NDArray[np.bool_],
@@ -493,8 +518,7 @@ def _region(
     r1, c1 = r0 + bh, c0 + bw
     m = cv2.moments(mask.view(np.uint8), binaryImage=True)
     area = int(round(m["m00"]))
-    mu20, mu02, mu11 = m["mu20"] / area, m["mu02"] / area, m["mu11"] / area
-    common = np.sqrt(((mu20 - mu02) / 2) ** 2 + mu11**2)
+    major, minor, angle = ellipse_axes(m)
 
     flags = []
     h, w = image_shape
@@ -510,9 +534,9 @@ def _region(
         mask=mask,
         area_px=area,
         centroid=(r0 + m["m01"] / m["m00"], c0 + m["m10"] / m["m00"]),
-        major_px=float(4 * np.sqrt(max((mu20 + mu02) / 2 + common, 0))),
-        minor_px=float(4 * np.sqrt(max((mu20 + mu02) / 2 - common, 0))),
-        orientation_rad=float(0.5 * np.arctan2(2 * mu11, mu20 - mu02)),
+        major_px=major,
+        minor_px=minor,
+        orientation_rad=angle,
         flags=tuple(flags),
     )
 

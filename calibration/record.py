@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from calibration.photometric import FlatField, estimate_flat_field
-from calibration.target import TargetFit, fit_target
+from calibration.target import TargetFit, apply_homography, fit_target
 from drivers.base import VIEWS, RigCapture, View
 from drivers.target import DotTarget
 
@@ -192,8 +192,7 @@ def _pair_residual(fits: dict[View, TargetFit], top_to_bottom: NDArray) -> float
         )
     src = np.array([p[0] for p in pairs])
     dst = np.array([p[1] for p in pairs])
-    mapped = np.hstack([src, np.ones((len(src), 1))]) @ top_to_bottom.T
-    mapped = mapped[:, :2] / mapped[:, 2:3]
+    mapped = apply_homography(top_to_bottom, src)
     return float(np.sqrt(np.mean(np.sum((mapped - dst) ** 2, axis=1))))
 
 

@@ -105,7 +105,7 @@ def fit_target(rgb: NDArray[np.uint8], target: DotTarget) -> TargetFit:
     affine = cv2.getAffineTransform(grid_marks, np.array([a, b, c], np.float32))
     hom = np.vstack([affine, [0, 0, 1]])
     for _ in range(2):
-        grid_f = _apply(np.linalg.inv(hom), centres)
+        grid_f = apply_homography(np.linalg.inv(hom), centres)
         grid = np.round(grid_f).astype(np.int64)
         ok = (
             (np.abs(grid_f - grid).max(axis=1) < 0.3)
@@ -123,7 +123,7 @@ def fit_target(rgb: NDArray[np.uint8], target: DotTarget) -> TargetFit:
 
     grid, found = grid[ok], centres[ok]
     to_image, _ = cv2.findHomography(grid * target.pitch_mm, found, 0)
-    error = _apply(to_image, grid * target.pitch_mm) - found
+    error = apply_homography(to_image, grid * target.pitch_mm) - found
     residual = float(np.sqrt(np.mean(np.sum(error**2, axis=1))))
     log.debug("target fitted on %d dots, residual %.3f px", len(found), residual)
     return TargetFit(to_image / to_image[2, 2], grid, found, residual)
@@ -140,6 +140,9 @@ def _order_markers(
     return marks[a], marks[b], marks[c]
 
 
-def _apply(h: NDArray[np.float64], pts: NDArray[np.float64]) -> NDArray[np.float64]:
+def apply_homography(
+    h: NDArray[np.float64], pts: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """Map (N, 2) points through a (3, 3) homography."""
     p = np.hstack([pts, np.ones((len(pts), 1))]) @ np.asarray(h, np.float64).T
     return p[:, :2] / p[:, 2:3]
