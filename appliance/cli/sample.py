@@ -1,8 +1,4 @@
-"""`seedqa`: the inspection appliance from the command line.
-
-Exit status: 0 on success, 2 for a user's mistake (bad path, bad code, bad or
-unusable image, missing calibration), 1 for a fault.
-"""
+"""`seedqa` commands that look at seeds: simulate, segment, calibrate, capture."""
 
 from __future__ import annotations
 
@@ -10,106 +6,40 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from appliance import recipes
-from appliance.bundle import BundleError, load_bundle
 from appliance.calibrations import calibrate_rig, current_calibration
 from appliance.classifier import classifier_for
-from appliance.exports import ExportError, export_sample
-from appliance.identifiers import InvalidSampleCode
-from appliance.imageio import ImageFileError, read_rgb, write_png
-from appliance.inspection import (
-    FrameRejected,
-    Inspection,
-    InspectionCancelled,
-    analyse,
+from appliance.cli.common import (
+    UsageError,
+    ask,
+    json_default,
+    open_store,
+    progress,
+    rig_arguments,
 )
+from appliance.imageio import read_rgb, write_png
+from appliance.inspection import Inspection, analyse
 from appliance.overlay import draw_overlay, seed_overlay_styles
 from appliance.report import region_json, sample_report
 from appliance.rigs import RigHandle, open_rig
 from appliance.samples import SampleInfo, capture_sample
-from appliance.segmentation import InvalidImage, segment
-from appliance.settings import Settings, SettingsError
-from appliance.store import Database, ImageStore, SampleNotFound
+from appliance.segmentation import segment
+from appliance.settings import Settings
+from appliance.store import Database, ImageStore
 from calibration import CalibrationError, load_record
-from drivers.base import VIEWS, CameraError, FrameFormatError
+from drivers.base import VIEWS
 from drivers.replay import replay_rig
-from drivers.scene import PlacementError, SampleSpec
+from drivers.scene import SampleSpec
 from drivers.simulated import SimulatedBench
 
-log = logging.getLogger("seedqa")
-
-#: Errors that are the user's to fix: reported in one line, exit status 2.
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    InvalidImage,
-    ImageFileError,
-    InvalidSampleCode,
-    CalibrationError,
-    FrameRejected,
-    FrameFormatError,
-    SettingsError,
-    PlacementError,
-    SampleNotFound,
-    NotImplementedError,
-    recipes.RecipeError,
-    BundleError,
-    ExportError,
-)
+log = logging.getLogger(__name__)
 
 
-class UsageError(ValueError):
-    """A command-line argument is wrong."""
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the `seedqa` command line; return the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG
-        if args.verbose
-        else logging.WARNING
-        if args.quiet
-        else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # Migrations are routine here; say so only when asked for detail.
-    logging.getLogger("alembic").setLevel(
-        logging.DEBUG if args.verbose else logging.WARNING
-    )
-    try:
-        return int(args.run(args) or 0)
-    except USER_ERRORS + (UsageError,) as exc:
-        print(f"seedqa: {exc}", file=sys.stderr)
-        return 2
-    except InspectionCancelled as exc:
-        print(f"seedqa: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("seedqa: interrupted; nothing was saved", file=sys.stderr)
-        return 130
-    except Exception:
-        log.exception("seedqa %s failed", args.command)
-        return 1
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """Build the argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(
-        prog="seedqa",
-        description="Seed quality inspection: capture a sample on the two-camera "
-        "rig, measure every seed, store and report.",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
-    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add this module's commands to the `seedqa` parser."""
     p = sub.add_parser("simulate", help="render a simulated sample with ground truth")
     p.add_argument("--out", type=Path, required=True, help="folder to write into")
     p.add_argument("--seeds", type=int, default=200, help="kernels on the plate (200)")
@@ -130,12 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_segment)
 
     p = sub.add_parser("calibrate", help="calibrate the rig (blank plate and target)")
-    _rig_arguments(p)
+    rig_arguments(p)
     p.add_argument("--json", action="store_true", help="print the record as JSON")
     p.set_defaults(run=cmd_calibrate)
 
     p = sub.add_parser("capture", help="capture, measure and store one sample")
-    _rig_arguments(p)
+    rig_arguments(p)
     p.add_argument("--recipe", default="maize", help="inspection recipe (maize)")
     p.add_argument("--lot", required=True, help="seed lot code")
     p.add_argument("--sample", required=True, help="sample code")
@@ -144,18 +74,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="also write the report and overlays here")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(run=cmd_capture)
-
-    p = sub.add_parser("recipes", help="list the recipes and their model bundles")
-    p.add_argument("--json", action="store_true", help="print the list as JSON")
-    p.set_defaults(run=cmd_recipes)
-
-    p = sub.add_parser("report", help="stored sample reports")
-    verbs = p.add_subparsers(dest="verb", required=True, metavar="ACTION")
-    e = verbs.add_parser("export", help="export a stored sample's report")
-    e.add_argument("sample", type=int, help="sample id (see the capture's output)")
-    e.add_argument("--format", choices=["json", "csv", "pdf"], required=True)
-    e.add_argument("--out", type=Path, required=True, help="file to write")
-    e.set_defaults(run=cmd_export)
 
     p = sub.add_parser("inspect", help="measure a top/bottom pair of image files")
     p.add_argument("--top", type=Path, required=True, help="top-view image")
@@ -169,21 +87,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="also write the report and overlays here")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(run=cmd_inspect)
-    return parser
-
-
-def _rig_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--rig",
-        choices=["simulated", "genicam"],
-        default="simulated",
-        help="which rig to use (simulated)",
-    )
-
-
-def _open_store(settings: Settings) -> tuple[Database, ImageStore]:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return Database.open(settings.database_url), ImageStore(settings.images_dir)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -242,10 +145,10 @@ def cmd_segment(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """Calibrate the rig and store the new version."""
     settings = Settings.load()
-    db, images = _open_store(settings)
+    db, images = open_store(settings)
     handle = open_rig(args.rig)
     try:
-        calibration_id, record = calibrate_rig(handle, db, images, settings, ask=_ask)
+        calibration_id, record = calibrate_rig(handle, db, images, settings, ask=ask)
     finally:
         handle.close()
         db.close()
@@ -270,7 +173,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
     settings = Settings.load()
     recipe = recipes.get(info.recipe)
     classifier = classifier_for(recipe, settings.models_dir)
-    db, images = _open_store(settings)
+    db, images = open_store(settings)
     handle = open_rig(args.rig, seed=args.seed)
     try:
         calibration = _calibration_for(handle, db, images, settings)
@@ -282,8 +185,8 @@ def cmd_capture(args: argparse.Namespace) -> int:
             info,
             classifier=classifier,
             recipe=recipe,
-            ask=_ask,
-            progress=_progress(),
+            ask=ask,
+            progress=progress(),
         )
         report = stored.report
         if args.out:
@@ -303,7 +206,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     if args.calibration:
         calibration = load_record(args.calibration)
     else:
-        db, images = _open_store(settings)
+        db, images = open_store(settings)
         try:
             _, calibration = current_calibration(db, images, "simulated")
         finally:
@@ -314,7 +217,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     with rig:
         capture = rig.capture()
     inspection = analyse(
-        capture, calibration, classifier=classifier, progress=_progress()
+        capture, calibration, classifier=classifier, progress=progress()
     )
     meta = {
         "id": None,
@@ -329,59 +232,6 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     if args.out:
         report["files"] = _write_outputs(args.out, inspection, report)
     _print_report(report, as_json=args.json)
-    return 0
-
-
-def cmd_recipes(args: argparse.Namespace) -> int:
-    """List the recipes with their bundles' paths and versions."""
-    settings = Settings.load()
-    rows = []
-    for recipe in recipes.available():
-        path = recipe.bundle_path(settings.models_dir)
-        row: dict[str, Any] = {
-            "name": recipe.name,
-            "species": recipe.species,
-            "classes": list(recipe.classes),
-            "pure_classes": list(recipe.pure_classes),
-            "bundle": str(path),
-            "installed": path.is_file(),
-            "version": None,
-            "sha256": None,
-        }
-        if path.is_file():
-            try:
-                bundle = load_bundle(path)
-                row.update(
-                    version=bundle.info.version,
-                    sha256=bundle.sha256,
-                    accuracy=bundle.info.metrics.get("accuracy"),
-                )
-            except BundleError as exc:
-                row["error"] = str(exc)
-        rows.append(row)
-    if args.json:
-        print(json.dumps(rows, indent=1))
-        return 0
-    for row in rows:
-        if row.get("error"):
-            state = f"INVALID: {row['error']}"
-        elif row["installed"]:
-            state = f"v{row['version']} ({row['sha256'][:12]})"
-        else:
-            state = f"not built: seedqa-models recipe build {row['name']}"
-        print(f"{row['name']:<8} {row['species']:<20} {row['bundle']}  {state}")
-    return 0
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    """Export a stored sample's report as JSON, CSV or PDF."""
-    settings = Settings.load()
-    db, images = _open_store(settings)
-    try:
-        path = export_sample(db, images, args.sample, fmt=args.format, out=args.out)
-    finally:
-        db.close()
-    print(f"sample {args.sample} exported to {path}")
     return 0
 
 
@@ -421,7 +271,7 @@ def _write_outputs(
 
 def _print_report(report: dict[str, Any], *, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(report, indent=1, default=_json_default))
+        print(json.dumps(report, indent=1, default=json_default))
         return
     sample, summary = report["sample"], report["summary"]
     print(
@@ -461,26 +311,3 @@ def _print_report(report: dict[str, Any], *, as_json: bool) -> None:
         print(f"  stored as sample {sample['id']}")
     for name, path in report.get("files", {}).items():
         print(f"  {name}: {path}")
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
-
-
-def _ask(message: str) -> None:
-    if not sys.stdin.isatty():
-        raise CameraError(f"the rig needs an operator: {message}")
-    input(f"{message} [Enter] ")
-
-
-def _progress() -> Callable[[str, float], None]:
-    def report(step: str, fraction: float) -> None:
-        log.info("%3.0f%% %s", 100 * fraction, step)
-
-    return report
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,86 @@
+"""What every `seedqa` command shares: user errors, the store, the rig, progress."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from appliance import recipes
+from appliance.bundle import BundleError
+from appliance.exports import ExportError
+from appliance.identifiers import InvalidSampleCode
+from appliance.imageio import ImageFileError
+from appliance.inspection import FrameRejected
+from appliance.segmentation import InvalidImage
+from appliance.settings import Settings, SettingsError
+from appliance.store import Database, ImageStore, SampleNotFound
+from calibration import CalibrationError
+from drivers.base import CameraError, FrameFormatError
+from drivers.scene import PlacementError
+
+log = logging.getLogger("seedqa")
+
+#: Errors that are the user's to fix: reported in one line, exit status 2.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    InvalidImage,
+    ImageFileError,
+    InvalidSampleCode,
+    CalibrationError,
+    FrameRejected,
+    FrameFormatError,
+    SettingsError,
+    PlacementError,
+    SampleNotFound,
+    NotImplementedError,
+    recipes.RecipeError,
+    BundleError,
+    ExportError,
+)
+
+
+class UsageError(ValueError):
+    """A command-line argument is wrong."""
+
+
+def rig_arguments(p: argparse.ArgumentParser) -> None:
+    """Add ``--rig`` to a command that drives the rig."""
+    p.add_argument(
+        "--rig",
+        choices=["simulated", "genicam"],
+        default="simulated",
+        help="which rig to use (simulated)",
+    )
+
+
+def open_store(settings: Settings) -> tuple[Database, ImageStore]:
+    """Open the database and the image store under the settings' data folder."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return Database.open(settings.database_url), ImageStore(settings.images_dir)
+
+
+def ask(message: str) -> None:
+    """Ask the operator to do something at the bench and wait for Enter."""
+    if not sys.stdin.isatty():
+        raise CameraError(f"the rig needs an operator: {message}")
+    input(f"{message} [Enter] ")
+
+
+def progress() -> Callable[[str, float], None]:
+    """Return a progress callback that logs each step of the work."""
+
+    def report(step: str, fraction: float) -> None:
+        log.info("%3.0f%% %s", 100 * fraction, step)
+
+    return report
+
+
+def json_default(value: Any) -> Any:
+    """Convert numpy scalars for `json.dumps`."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
