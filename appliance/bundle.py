@@ -34,6 +34,9 @@ FORMAT_VERSION = 1
 METADATA_KEY = "seedqa.bundle"
 ARCHITECTURES = ("resnet18",)
 
+#: Flips of a crop a classifier may also look at (see `BundleInfo`).
+TEST_TIME_FLIPS = ("hflip", "vflip", "rot180")
+
 
 class BundleError(ValueError):
     """A file is not a valid model bundle, or it has been changed."""
@@ -65,6 +68,9 @@ class BundleInfo:
         Human-readable identity, e.g. ``maize-sim`` and ``1``.
     numeric_format : {"fp32", "int8"}
         Arithmetic recommended at inference, chosen by validation accuracy.
+    test_time_flips : tuple of {"hflip", "vflip", "rot180"}
+        Flipped copies of each crop whose class probabilities are averaged with
+        the crop's own at inference, chosen by validation accuracy; empty for none.
     """
 
     architecture: str
@@ -79,6 +85,7 @@ class BundleInfo:
     name: str = "model"
     version: str = "1"
     numeric_format: str = "fp32"
+    test_time_flips: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         problems = []
@@ -99,6 +106,12 @@ class BundleInfo:
         if self.numeric_format not in ("fp32", "int8"):
             problems.append(
                 f"numeric format {self.numeric_format!r} is not fp32 or int8"
+            )
+        flips = self.test_time_flips
+        if not set(flips) <= set(TEST_TIME_FLIPS) or len(set(flips)) != len(flips):
+            problems.append(
+                f"test-time flips {list(flips)} must be distinct names among "
+                f"{list(TEST_TIME_FLIPS)}"
             )
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             problems.append("mean and std must be three numbers, std positive")
@@ -129,6 +142,7 @@ class BundleInfo:
             "pure_classes": list(self.pure_classes),
             "input_size": self.input_size,
             "numeric_format": self.numeric_format,
+            "test_time_flips": list(self.test_time_flips),
             "normalisation": {"mean": list(self.mean), "std": list(self.std)},
             "crop": dict(self.crop),
             "trained_on": dict(self.trained_on),
@@ -160,6 +174,7 @@ class BundleInfo:
                 name=str(data.get("name", "model")),
                 version=str(data.get("version", "1")),
                 numeric_format=str(data.get("numeric_format", "fp32")),
+                test_time_flips=tuple(str(f) for f in data.get("test_time_flips", ())),
             )
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, BundleError):

@@ -20,7 +20,13 @@ from numpy.typing import NDArray
 from torch import nn
 from torchvision.models import resnet18
 
-from appliance.bundle import Bundle, BundleError, BundleInfo, load_bundle
+from appliance.bundle import (
+    TEST_TIME_FLIPS,
+    Bundle,
+    BundleError,
+    BundleInfo,
+    load_bundle,
+)
 from appliance.recipes import BundleMissing, Recipe
 
 log = logging.getLogger(__name__)
@@ -65,14 +71,26 @@ class SeedClassifier:
         Arithmetic of the network; "auto" follows the bundle's recommendation.
     batch_size : int
         Crops per forward pass.
+    flips : tuple of str, optional
+        Test-time flips to average over; default: the bundle's choice.
     """
 
     def __init__(
-        self, bundle: Bundle, *, numeric: NumericFormat = "auto", batch_size: int = 128
+        self,
+        bundle: Bundle,
+        *,
+        numeric: NumericFormat = "auto",
+        batch_size: int = 128,
+        flips: tuple[str, ...] | None = None,
     ) -> None:
         self.bundle = bundle
         self.info = bundle.info
         self.batch_size = batch_size
+        self.flips = self.info.test_time_flips if flips is None else tuple(flips)
+        if not set(self.flips) <= set(TEST_TIME_FLIPS):
+            raise ValueError(
+                f"test-time flips {list(self.flips)} must be among {TEST_TIME_FLIPS}"
+            )
         net = build_network(self.info)
         try:
             net.load_state_dict(network_weights(bundle), strict=True)
@@ -97,28 +115,65 @@ class SeedClassifier:
         else:
             self.network = net.to(memory_format=torch.channels_last)
         log.info(
-            "classifier %s v%s ready (%s, %d px, %s)",
+            "classifier %s v%s ready (%s, %d px, %s, test-time flips: %s)",
             self.info.name,
             self.info.version,
             self.info.architecture,
             self.info.input_size,
             numeric,
+            ", ".join(self.flips) or "none",
         )
 
     def predict(self, crops: NDArray[np.uint8]) -> NDArray[np.float32]:
-        """Class probabilities, (N, C) float32, for (N, S, S, 3) uint8 crops."""
+        """Class probabilities, (N, C) float32, for (N, S, S, 3) uint8 crops.
+
+        With test-time flips, each crop's probabilities are the mean over the
+        crop and its flipped copies, all in the same forward passes.
+        """
         size = self.info.input_size
         if crops.ndim != 4 or crops.shape[1:] != (size, size, 3):
             raise ValueError(
                 f"expected crops of shape (N, {size}, {size}, 3), got {crops.shape}"
             )
-        out = np.empty((len(crops), len(self.info.classes)), np.float32)
-        with torch.inference_mode():
-            for start in range(0, len(crops), self.batch_size):
-                batch = to_tensor(crops[start : start + self.batch_size], self.info)
-                logits = self.network(batch)
-                out[start : start + len(batch)] = torch.softmax(logits, 1).numpy()
-        return out
+        return predict_probs(
+            self.network,
+            self.info,
+            crops,
+            flips=self.flips,
+            batch_size=self.batch_size,
+        )
+
+
+def flip_crops(crops: NDArray[np.uint8], flip: str) -> NDArray[np.uint8]:
+    """Return (N, S, S, 3) crops flipped left-right, top-bottom or turned 180°."""
+    if flip == "hflip":
+        return crops[:, :, ::-1]
+    if flip == "vflip":
+        return crops[:, ::-1, :]
+    if flip == "rot180":
+        return crops[:, ::-1, ::-1]
+    raise ValueError(f"unknown flip {flip!r}; expected one of {TEST_TIME_FLIPS}")
+
+
+def predict_probs(
+    network: nn.Module,
+    info: BundleInfo,
+    crops: NDArray[np.uint8],
+    *,
+    flips: tuple[str, ...] = (),
+    batch_size: int = 128,
+) -> NDArray[np.float32]:
+    """Softmax of `network` over crops, averaged with their `flips`, (N, C)."""
+    out = np.empty((len(crops), len(info.classes)), np.float32)
+    copies = 1 + len(flips)
+    with torch.inference_mode():
+        for start in range(0, len(crops), batch_size):
+            batch = crops[start : start + batch_size]
+            views = [batch] + [flip_crops(batch, f) for f in flips]
+            x = to_tensor(np.concatenate(views) if flips else batch, info)
+            probs = torch.softmax(network(x), 1).view(copies, len(batch), -1)
+            out[start : start + len(batch)] = probs.mean(0).numpy()
+    return out
 
 
 def classifier_for(

@@ -92,6 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     p.add_argument(
+        "--max-flips",
+        type=int,
+        default=1,
+        choices=[0, 1, 3],
+        help="most flipped copies of a crop averaged at inference, each one more "
+        "forward pass; the set used is chosen on validation (1)",
+    )
+    p.add_argument(
         "--seed", type=int, default=0, help="seed of every random choice (0)"
     )
     p.set_defaults(run=cmd_train)
@@ -214,6 +222,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         init_weights=args.init_weights,
         checkpoint=args.checkpoint,
         resume=args.resume,
+        max_flips=args.max_flips,
     )
     _print_metrics(report, as_json=False)
     print(f"bundle written to {report['bundle']} (sha256 {report['sha256'][:16]}...)")
@@ -273,6 +282,7 @@ def cmd_recipe_build(args: argparse.Namespace) -> int:
         version=str(spec.get("version", "1")),
         checkpoint=target.with_suffix(".checkpoint"),
         resume=True,
+        max_flips=int(spec.get("max_test_time_flips", 1)),
     )
     target.with_suffix(".checkpoint").unlink(missing_ok=True)
     _print_metrics(report, as_json=False)
@@ -325,6 +335,13 @@ def _print_metrics(report: dict[str, Any], *, as_json: bool) -> None:
             f"int8 accuracy          {100 * report['int8_accuracy']:.1f}% "
             f"(inference uses {report['numeric_format']})"
         )
+    if "accuracy_by_flips" in report:
+        tried = ", ".join(
+            f"{name} {100 * acc:.1f}%"
+            for name, acc in report["accuracy_by_flips"].items()
+        )
+        chosen = "+".join(report["test_time_flips"]) or "none"
+        print(f"test-time flips        {chosen} (validation: {tried})")
     print("recall per class")
     for name, recall in report["per_class_recall"].items():
         shown = "-" if recall is None else f"{100 * recall:.1f}%"

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from appliance.bundle import save_bundle
-from appliance.classifier import CALIBRATION_KEY, quantize_int8
+from appliance.bundle import BundleInfo, save_bundle
+from appliance.classifier import CALIBRATION_KEY, predict_probs, quantize_int8
 from models.classifier.data import CropSet, split_by_group
 from models.classifier.metrics import classification_report
 from models.classifier.plots import plot_confusion, plot_history
@@ -29,6 +29,15 @@ log = logging.getLogger(__name__)
 #: int8 is used when it loses at most this much validation accuracy against fp32.
 INT8_TOLERANCE = 0.005
 
+#: Test-time flip sets tried at build time, cheapest first.
+FLIP_CANDIDATES: tuple[tuple[str, ...], ...] = (
+    (),
+    ("rot180",),
+    ("vflip",),
+    ("hflip",),
+    ("hflip", "vflip", "rot180"),
+)
+
 
 def build_bundle(
     data: CropSet,
@@ -43,11 +52,15 @@ def build_bundle(
     checkpoint: Path | None = None,
     resume: bool = False,
     show_progress: bool = True,
+    max_flips: int = 1,
 ) -> dict[str, Any]:
     """Train on `data`, validate on a held-out part, and write the bundle to `out`.
 
-    Also writes ``<out stem>.curves.png`` and ``<out stem>.confusion.png`` beside
-    the bundle. Returns the validation report (fp32 and int8 figures included).
+    The arithmetic (fp32 or int8) and the test-time flips (at most `max_flips`
+    flipped copies per crop, each costing one more forward pass) are chosen by
+    validation accuracy. Also writes ``<out stem>.curves.png`` and
+    ``<out stem>.confusion.png`` beside the bundle. Returns the validation report
+    (fp32, int8 and flip figures included).
     """
     started = time.perf_counter()
     size = int(data.crops.shape[1])
@@ -78,6 +91,11 @@ def build_bundle(
     numeric = "int8" if int8_accuracy >= report["accuracy"] - INT8_TOLERANCE else "fp32"
     report["int8_accuracy"] = int8_accuracy
     report["numeric_format"] = numeric
+    flips, by_flips = choose_flips(
+        int8_net if numeric == "int8" else net, info, val, max_flips=max_flips
+    )
+    report["test_time_flips"] = list(flips)
+    report["accuracy_by_flips"] = by_flips
 
     crop = dict(info.crop)
     if data.source.get("ready_side_px"):
@@ -86,6 +104,7 @@ def build_bundle(
         info,
         crop=crop,
         numeric_format=numeric,
+        test_time_flips=flips,
         metrics=report,
         trained_on={
             **data.source,
@@ -111,10 +130,34 @@ def build_bundle(
         )
     )
     log.info(
-        "bundle %s: validation accuracy %.3f (int8 %.3f, using %s)",
+        "bundle %s: validation accuracy %.3f (int8 %.3f, using %s, flips: %s)",
         out,
         report["accuracy"],
         int8_accuracy,
         numeric,
+        ", ".join(flips) or "none",
     )
     return report
+
+
+def choose_flips(
+    net: torch.nn.Module, info: BundleInfo, val: CropSet, *, max_flips: int
+) -> tuple[tuple[str, ...], dict[str, float]]:
+    """Pick the test-time flips with the best validation accuracy.
+
+    A set with more flips must beat every cheaper one strictly, since each flip
+    costs a forward pass. Returns the chosen flips and the accuracy of each set
+    tried, keyed by its names joined with ``+`` (``"none"`` for no flip).
+    """
+    best: tuple[str, ...] = ()
+    best_accuracy = -1.0
+    tried: dict[str, float] = {}
+    for flips in FLIP_CANDIDATES:
+        if len(flips) > max_flips or len(val) == 0:
+            continue
+        probs = predict_probs(net, info, val.crops, flips=flips)
+        accuracy = float(np.mean(probs.argmax(1) == val.labels))
+        tried["+".join(flips) or "none"] = accuracy
+        if accuracy > best_accuracy:
+            best, best_accuracy = flips, accuracy
+    return best, tried

@@ -91,6 +91,8 @@ def test_a_missing_file_is_refused(tmp_path):
         {"std": (0.0, 1.0, 1.0)},
         {"metrics": {"confusion": [[1, 2, 3]]}},
         {"numeric_format": "fp16"},
+        {"test_time_flips": ("transpose",)},
+        {"test_time_flips": ("hflip", "hflip")},
     ],
 )
 def test_inconsistent_descriptions_are_refused(changes):
@@ -128,3 +130,26 @@ def test_crops_of_the_wrong_size_are_refused(untrained_bundle):
     classifier = SeedClassifier(load_bundle(untrained_bundle), numeric="fp32")
     with pytest.raises(ValueError, match="expected crops"):
         classifier.predict(np.zeros((2, 64, 64, 3), np.uint8))
+
+
+def test_test_time_flips_round_trip_through_the_description():
+    info = _info(test_time_flips=("rot180",))
+    assert BundleInfo.from_json(info.to_json()).test_time_flips == ("rot180",)
+    older = {k: v for k, v in info.to_json().items() if k != "test_time_flips"}
+    assert BundleInfo.from_json(older).test_time_flips == ()
+
+
+def test_flipped_copies_are_averaged_with_the_crop(untrained_bundle):
+    bundle = load_bundle(untrained_bundle)
+    crops = np.random.default_rng(3).integers(0, 255, (9, 32, 32, 3), dtype=np.uint8)
+    plain = SeedClassifier(bundle, numeric="fp32", flips=())
+    turned = plain.predict(np.ascontiguousarray(crops[:, ::-1, ::-1]))
+    both = SeedClassifier(bundle, numeric="fp32", flips=("rot180",), batch_size=4)
+    expected = (plain.predict(crops) + turned) / 2
+    assert np.allclose(both.predict(crops), expected, atol=1e-5)
+    assert not np.allclose(turned, plain.predict(crops), atol=1e-3)
+
+
+def test_unknown_flips_are_refused(untrained_bundle):
+    with pytest.raises(ValueError, match="test-time flips"):
+        SeedClassifier(load_bundle(untrained_bundle), flips=("transpose",))

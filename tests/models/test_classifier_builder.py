@@ -221,7 +221,11 @@ def test_train_and_eval_from_the_command_line(tmp_path, capsys):
     assert bundle.with_suffix(".confusion.png").exists()
     info = load_bundle(bundle).info
     assert info.pure_classes == ("grain",)
-    capsys.readouterr()
+    tried = info.metrics["accuracy_by_flips"]
+    assert set(tried) == {"none", "rot180", "vflip", "hflip"}  # at most one flip
+    chosen = "+".join(info.test_time_flips) or "none"
+    assert tried[chosen] == max(tried.values())
+    assert "test-time flips" in capsys.readouterr().out
     assert (
         main(
             [
