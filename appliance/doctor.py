@@ -352,7 +352,9 @@ def diagnose(
     if rig_name is None:
         add([_problem("calibration", "not checked: the rig did not open")])
     elif any(f.health is Health.PROBLEM for f in database):
-        add([_problem("calibration", "not checked: the database is missing or damaged")])
+        add(
+            [_problem("calibration", "not checked: the database is missing or damaged")]
+        )
     else:
         add(check_calibration(settings, rig_name, now=now))
     add(check_models(settings))

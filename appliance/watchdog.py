@@ -222,6 +222,12 @@ class Notifier:
                 self._socket.close()
                 self._socket = None
 
+    def __enter__(self) -> Notifier:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
 
 def watchdog_interval_s(environ: Mapping[str, str] | None = None) -> float | None:
     """Return how often to ping: half of ``$WATCHDOG_USEC``, or None if unset.
@@ -266,6 +272,9 @@ class Watchdog(threading.Thread):
     interval_s : float
         Seconds between checks; use `watchdog_interval_s` (half the period
         systemd allows) or less.
+    wait : callable, optional
+        ``wait(seconds) -> stop``: sleeps between checks and says whether to stop;
+        by default it waits on the event `stop` sets. A simulation passes its own.
 
     Examples
     --------
@@ -276,7 +285,12 @@ class Watchdog(threading.Thread):
     """
 
     def __init__(
-        self, heartbeats: Heartbeats, notifier: Notifier, *, interval_s: float
+        self,
+        heartbeats: Heartbeats,
+        notifier: Notifier,
+        *,
+        interval_s: float,
+        wait: Callable[[float], bool] | None = None,
     ) -> None:
         super().__init__(name="systemd-watchdog", daemon=True)
         if not interval_s > 0:
@@ -285,6 +299,7 @@ class Watchdog(threading.Thread):
         self._notifier = notifier
         self._interval_s = float(interval_s)
         self._stop_event = threading.Event()
+        self._wait = wait or self._stop_event.wait
         self.pings = 0
 
     @classmethod
@@ -324,8 +339,13 @@ class Watchdog(threading.Thread):
                 )
                 self._notifier.status(f"stalled: {', '.join(stalled)}")
                 reported = stalled
-            if self._stop_event.wait(self._interval_s):
+            if self._wait(self._interval_s):
                 return
+
+    @property
+    def interval_s(self) -> float:
+        """Seconds between checks (and so between pings while all is well)."""
+        return self._interval_s
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Stop pinging and wait for the thread to end."""
