@@ -160,7 +160,16 @@ def test_missing_database_or_other_server_is_refused(tmp_path):
         take_backup("postgresql://lab/seedqa", tmp_path, tmp_path / "b", keep=1)
 
 
-def test_backup_command_takes_and_lists_backups(store, tmp_path, monkeypatch, capsys):
+@pytest.fixture
+def no_settings_file(tmp_path, monkeypatch) -> None:
+    """An empty settings file, so the machine's own is never read."""
+    (tmp_path / "seedqa.toml").write_text("")
+    monkeypatch.setenv("SEEDQA_CONFIG", str(tmp_path / "seedqa.toml"))
+
+
+def test_backup_command_takes_and_lists_backups(
+    store, tmp_path, monkeypatch, capsys, no_settings_file
+):
     url, images = store
     monkeypatch.setenv("SEEDQA_DATA_DIR", str(tmp_path / "data"))
     _save(url, images, range(1))
@@ -175,7 +184,9 @@ def test_backup_command_takes_and_lists_backups(store, tmp_path, monkeypatch, ca
     assert len(list_backups(tmp_path / "data" / "backups")) == 1
 
 
-def test_backup_command_fault_is_one_line(tmp_path, monkeypatch, capsys):
+def test_backup_command_fault_is_one_line(
+    tmp_path, monkeypatch, capsys, no_settings_file
+):
     monkeypatch.setenv("SEEDQA_DATA_DIR", str(tmp_path / "empty"))
 
     assert main(["backup"]) == 1
