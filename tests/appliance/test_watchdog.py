@@ -7,6 +7,8 @@ import logging
 import os
 import secrets
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -202,9 +204,10 @@ def test_pings_come_every_half_period_and_stop_when_a_worker_stalls(notify_socke
 
 def test_real_watchdog_thread_pings_then_withholds_while_stalled(notify_socket):
     server, name = notify_socket
-    environ = {"NOTIFY_SOCKET": name, "WATCHDOG_USEC": "200000"}  # pings every 0.1 s
+    environ = {"NOTIFY_SOCKET": name, "WATCHDOG_USEC": "400000"}  # pings every 0.2 s
     beats = Heartbeats()
-    beats.register("pipeline", max_age_s=0.3)
+    # Generous, so a busy test machine does not stall the worker by itself.
+    beats.register("pipeline", max_age_s=1.0)
     healthy = threading.Event()
     healthy.set()
     finished = threading.Event()
@@ -228,7 +231,7 @@ def test_real_watchdog_thread_pings_then_withholds_while_stalled(notify_socket):
         while (message := _receive(server)) == {"WATCHDOG": "1"}:
             pass
         assert message == {"STATUS": "stalled: pipeline"}
-        server.settimeout(1.0)  # ten ping intervals
+        server.settimeout(1.0)  # five ping intervals
         with pytest.raises(TimeoutError):
             _receive(server)
 
@@ -304,3 +307,19 @@ def test_other_streams_get_timestamps_not_prefixes(tmp_path):
 
 def test_logging_set_up_elsewhere_is_left_alone(caplog):
     assert configure_logging(logging.DEBUG) is None
+
+
+def test_a_started_process_finds_the_socket_in_its_environment(notify_socket):
+    """As under systemd: NOTIFY_SOCKET comes from the process environment."""
+    server, name = notify_socket
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "NOTIFY_SOCKET": name, "PYTHONPATH": str(repo)}
+    code = (
+        "from appliance.watchdog import Notifier\n"
+        "with Notifier() as n:\n"
+        "    assert n.ready('up')\n"
+    )
+
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)
+
+    assert _receive(server) == {"READY": "1", "STATUS": "up"}
