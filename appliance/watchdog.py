@@ -325,7 +325,8 @@ class Watchdog(threading.Thread):
             if not stalled:
                 if reported:
                     log.warning(
-                        "workers %s beat again; watchdog pings resume", reported
+                        "workers %s beat again; watchdog pings resume",
+                        ", ".join(reported),
                     )
                     self._notifier.status("running")
                     reported = []
