@@ -2,7 +2,7 @@
 
 Precedence, lowest first: defaults, the file (``$SEEDQA_CONFIG``, else
 ``~/.config/seedqa/seedqa.toml``, else ``/etc/seedqa/seedqa.toml``), then the
-variables ``SEEDQA_DATA_DIR`` and ``SEEDQA_DATABASE_URL``.
+variables ``SEEDQA_DATA_DIR``, ``SEEDQA_DATABASE_URL`` and ``SEEDQA_BACKUP_DIR``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,28 @@ class Settings:
         SQLAlchemy URL; by default a SQLite file in `data_dir`.
     lab : str
         Name of the laboratory, printed on reports.
+    backup_dir : Path or None
+        Where `seedqa backup` writes; None means ``data_dir / "backups"``. Point it
+        at another disk so a failed disk does not take the backups with it.
+    backup_keep : int
+        How many backups `seedqa backup` keeps, newest first.
+    backup_max_age_h : float
+        `seedqa doctor` reports a problem when the newest backup is older (hours).
+    calibration_max_age_days : float
+        `seedqa doctor` reports a problem when the rig's calibration is older.
+    min_free_disk_mb : float
+        `seedqa doctor` reports a problem when the data or backup disk has less
+        free space (MiB).
     """
 
     data_dir: Path
     database_url: str
     lab: str = ""
+    backup_dir: Path | None = None
+    backup_keep: int = 14
+    backup_max_age_h: float = 36.0
+    calibration_max_age_days: float = 30.0
+    min_free_disk_mb: float = 2048.0
 
     @property
     def images_dir(self) -> Path:
@@ -56,6 +74,15 @@ class Settings:
         """Calibration records, one folder per rig and version."""
         return self.data_dir / "calibrations"
 
+    @property
+    def backups_dir(self) -> Path:
+        """Where backups are written: `backup_dir`, else ``data_dir/backups``."""
+        return (
+            self.backup_dir
+            if self.backup_dir is not None
+            else self.data_dir / "backups"
+        )
+
     @classmethod
     def load(
         cls, *, config: Path | None = None, environ: Mapping[str, str] | None = None
@@ -69,7 +96,7 @@ class Settings:
         """
         env = os.environ if environ is None else environ
         values = _read_file(config, env)
-        for key in ("data_dir", "database_url", "lab"):
+        for key in ("data_dir", "database_url", "lab", "backup_dir"):
             if key in values and not isinstance(values[key], str):
                 raise SettingsError(
                     f"setting {key!r} must be a string, got {values[key]!r}"
@@ -88,7 +115,42 @@ class Settings:
             or str(values.get("database_url", ""))
             or f"sqlite:///{data_dir / 'seedqa.db'}"
         )
-        return cls(data_dir=data_dir, database_url=url, lab=str(values.get("lab", "")))
+        backup_dir = env.get("SEEDQA_BACKUP_DIR") or str(values.get("backup_dir", ""))
+        return cls(
+            data_dir=data_dir,
+            database_url=url,
+            lab=str(values.get("lab", "")),
+            backup_dir=Path(backup_dir).expanduser().resolve() if backup_dir else None,
+            **_numbers(values),
+        )
+
+
+#: The numeric settings, with the smallest value each accepts.
+_NUMBERS: dict[str, tuple[type, float]] = {
+    "backup_keep": (int, 1),
+    "backup_max_age_h": (float, 0.0),
+    "calibration_max_age_days": (float, 0.0),
+    "min_free_disk_mb": (float, 0.0),
+}
+
+
+def _numbers(values: Mapping[str, object]) -> dict[str, Any]:
+    """Return the numeric settings present in `values`, checked."""
+    numbers: dict[str, Any] = {}
+    for key, (kind, minimum) in _NUMBERS.items():
+        if key not in values:
+            continue
+        value = values[key]
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if kind is int:
+            ok = ok and isinstance(value, int)
+        if not ok or float(value) < minimum:  # type: ignore[arg-type]
+            what = "a whole number" if kind is int else "a number"
+            raise SettingsError(
+                f"setting {key!r} must be {what} of at least {minimum:g}, got {value!r}"
+            )
+        numbers[key] = kind(value)
+    return numbers
 
 
 def _read_file(config: Path | None, env: Mapping[str, str]) -> dict[str, object]:

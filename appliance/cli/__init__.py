@@ -12,28 +12,28 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from appliance.cli import records, sample
+from appliance.cli import backup, doctor, records, sample
 from appliance.cli.common import USER_ERRORS, UsageError
 from appliance.inspection import InspectionCancelled
+from appliance.logs import configure_logging
 
 log = logging.getLogger("seedqa")
 
 #: The modules whose commands make up `seedqa`, in the order `--help` lists them.
-COMMAND_MODULES = (sample, records)
+COMMAND_MODULES = (sample, records, backup, doctor)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `seedqa` command line; return the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG
+    # Under systemd the records reach the journal at their own priorities.
+    configure_logging(
+        logging.DEBUG
         if args.verbose
         else logging.WARNING
         if args.quiet
-        else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        else logging.INFO
     )
     # Migrations are routine here; say so only when asked for detail.
     logging.getLogger("alembic").setLevel(

@@ -158,3 +158,41 @@ def test_data_dir_that_is_not_a_string_raises_settings_error(tmp_path: Path) -> 
 
     with pytest.raises(SettingsError, match="data_dir"):
         Settings.load(config=config, environ={})
+
+
+def test_appliance_settings_default_and_read_from_file(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    defaults = Settings.load(environ={"SEEDQA_DATA_DIR": str(data)})
+    assert defaults.backups_dir == data / "backups"
+    assert (defaults.backup_keep, defaults.min_free_disk_mb) == (14, 2048.0)
+
+    config = tmp_path / "seedqa.toml"
+    config.write_text(
+        f'backup_dir = "{tmp_path / "usb"}"\nbackup_keep = 30\n'
+        "backup_max_age_h = 25\ncalibration_max_age_days = 7.5\n"
+    )
+    settings = Settings.load(config=config, environ={"SEEDQA_DATA_DIR": str(data)})
+    assert settings.backups_dir == tmp_path / "usb"
+    assert settings.backup_keep == 30
+    assert settings.backup_max_age_h == 25.0
+    assert settings.calibration_max_age_days == 7.5
+
+    moved = Settings.load(
+        config=config,
+        environ={
+            "SEEDQA_DATA_DIR": str(data),
+            "SEEDQA_BACKUP_DIR": str(tmp_path / "b"),
+        },
+    )
+    assert moved.backups_dir == tmp_path / "b"
+
+
+@pytest.mark.parametrize(
+    "line", ["backup_keep = 0", "backup_keep = 2.5", 'min_free_disk_mb = "lots"']
+)
+def test_bad_appliance_setting_names_the_setting(tmp_path: Path, line: str) -> None:
+    config = tmp_path / "seedqa.toml"
+    config.write_text(line + "\n")
+
+    with pytest.raises(SettingsError, match=line.split()[0]):
+        Settings.load(config=config, environ={})
