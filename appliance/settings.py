@@ -2,7 +2,8 @@
 
 Precedence, lowest first: defaults, the file (``$SEEDQA_CONFIG``, else
 ``~/.config/seedqa/seedqa.toml``, else ``/etc/seedqa/seedqa.toml``), then the
-variables ``SEEDQA_DATA_DIR`` and ``SEEDQA_DATABASE_URL``.
+variables ``SEEDQA_DATA_DIR``, ``SEEDQA_DATABASE_URL``, ``SEEDQA_RIG``,
+``SEEDQA_GENICAM_PRODUCER``, ``SEEDQA_TOP_CAMERA`` and ``SEEDQA_BOTTOM_CAMERA``.
 """
 
 from __future__ import annotations
@@ -13,8 +14,21 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, cast
 
 log = logging.getLogger(__name__)
+
+RigKind = Literal["simulated", "genicam"]
+
+_STRING_KEYS = (
+    "data_dir",
+    "database_url",
+    "lab",
+    "rig",
+    "genicam_producer",
+    "top_camera",
+    "bottom_camera",
+)
 
 CONFIG_PATHS = (Path("~/.config/seedqa/seedqa.toml"), Path("/etc/seedqa/seedqa.toml"))
 
@@ -35,11 +49,24 @@ class Settings:
         SQLAlchemy URL; by default a SQLite file in `data_dir`.
     lab : str
         Name of the laboratory, printed on reports.
+    rig : {"simulated", "genicam"}
+        The rig the appliance opens: the simulated bench or two GenICam cameras.
+    genicam_producer : Path, optional
+        The camera vendor's GenTL producer (a ``.cti`` file or a folder of them);
+        by default ``GENICAM_GENTL64_PATH``, then the development producer
+        ``viky.cti`` of the `genicam` package.
+    top_camera, bottom_camera : str
+        Serial number, device ID or user-defined name of the camera above and the
+        camera below the plate (``seedqa cameras`` lists them).
     """
 
     data_dir: Path
     database_url: str
     lab: str = ""
+    rig: RigKind = "simulated"
+    genicam_producer: Path | None = None
+    top_camera: str = ""
+    bottom_camera: str = ""
 
     @property
     def images_dir(self) -> Path:
@@ -69,7 +96,7 @@ class Settings:
         """
         env = os.environ if environ is None else environ
         values = _read_file(config, env)
-        for key in ("data_dir", "database_url", "lab"):
+        for key in _STRING_KEYS:
             if key in values and not isinstance(values[key], str):
                 raise SettingsError(
                     f"setting {key!r} must be a string, got {values[key]!r}"
@@ -88,7 +115,25 @@ class Settings:
             or str(values.get("database_url", ""))
             or f"sqlite:///{data_dir / 'seedqa.db'}"
         )
-        return cls(data_dir=data_dir, database_url=url, lab=str(values.get("lab", "")))
+        rig = env.get("SEEDQA_RIG") or str(values.get("rig", "simulated"))
+        if rig not in ("simulated", "genicam"):
+            raise SettingsError(
+                f"setting 'rig' must be 'simulated' or 'genicam', got {rig!r}"
+            )
+        producer = env.get("SEEDQA_GENICAM_PRODUCER") or str(
+            values.get("genicam_producer", "")
+        )
+        return cls(
+            data_dir=data_dir,
+            database_url=url,
+            lab=str(values.get("lab", "")),
+            rig=cast(RigKind, rig),
+            genicam_producer=Path(producer).expanduser() if producer else None,
+            top_camera=env.get("SEEDQA_TOP_CAMERA")
+            or str(values.get("top_camera", "")),
+            bottom_camera=env.get("SEEDQA_BOTTOM_CAMERA")
+            or str(values.get("bottom_camera", "")),
+        )
 
 
 def _read_file(config: Path | None, env: Mapping[str, str]) -> dict[str, object]:
