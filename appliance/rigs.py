@@ -120,7 +120,7 @@ def _genicam_rig(
     try:
         # Imported here: Harvesters loads native GenTL libraries, which the
         # simulated rig does not need.
-        from drivers.streaming import genicam_rig
+        from drivers.genicam_rig import genicam_rig
     except ImportError as exc:
         raise CameraSetupError(
             f"the GenICam rig needs the harvesters and genicam packages ({exc}); "

@@ -9,16 +9,15 @@ makes every image acquirer it created obsolete, so the session counts generation
 and keeps acquirers and rediscovery apart with a shared/exclusive lock.
 
 The cameras themselves (a thread each, deadlines, recovery) are in
-`drivers.streaming`; this module gives them devices, acquirers and node maps.
+`drivers.streaming` and the two-camera rig in `drivers.genicam_rig`; this module
+gives them devices, acquirers and node maps.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging
 import math
-import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,12 +29,12 @@ from harvesters.core import Harvester, ImageAcquirer
 
 from drivers.base import CameraError, CameraNotFound, CameraSetupError
 from drivers.pixelformats import SUPPORTED_FORMATS
+from drivers.producers import Producer, ProducerNotFound, find_producers
+
+__all__ = ["Producer", "ProducerNotFound", "find_producers"]
 
 log = logging.getLogger(__name__)
 
-ENV_PRODUCER_PATH = "GENICAM_GENTL64_PATH"
-
-ProducerSource = Literal["setting", "environment", "bundled"]
 Trigger = Literal["auto", "software", "free-run"]
 
 #: Feature types whose values a settings file keeps.
@@ -46,86 +45,6 @@ _VALUE_TYPES = {
     genapi.EInterfaceType.intfIString,
     genapi.EInterfaceType.intfIEnumeration,
 }
-
-
-class ProducerNotFound(CameraSetupError):
-    """No GenTL producer (.cti file) where one was looked for."""
-
-
-@dataclass(frozen=True)
-class Producer:
-    """A GenTL producer file and why it was chosen."""
-
-    path: Path
-    source: ProducerSource
-
-
-def find_producers(
-    setting: Path | None = None, *, environ: Mapping[str, str] | None = None
-) -> list[Producer]:
-    """Return the GenTL producers to load, in order of precedence.
-
-    Parameters
-    ----------
-    setting : Path, optional
-        A ``.cti`` file, or a folder of them, named by the settings; used alone.
-    environ : mapping, optional
-        The environment; by default `os.environ`. Its ``GENICAM_GENTL64_PATH`` lists
-        folders of producers, as vendors' installers set it.
-
-    Raises
-    ------
-    ProducerNotFound
-        If the setting names nothing usable, or no producer is found at all.
-    """
-    env = os.environ if environ is None else environ
-    if setting is not None:
-        found = _cti_files(Path(setting).expanduser())
-        if not found:
-            raise ProducerNotFound(
-                f"the GenTL producer setting names {setting}, which is not a .cti "
-                "file or a folder holding one; install the camera vendor's GenTL "
-                "producer and point genicam_producer at its .cti file"
-            )
-        return [Producer(p, "setting") for p in found]
-
-    from_env = [
-        p
-        for entry in env.get(ENV_PRODUCER_PATH, "").split(os.pathsep)
-        if entry
-        for p in _cti_files(Path(entry))
-    ]
-    if from_env:
-        return [Producer(p, "environment") for p in from_env]
-
-    bundled = bundled_producer()
-    if bundled is not None:
-        return [Producer(bundled, "bundled")]
-    raise ProducerNotFound(
-        f"no GenTL producer found: genicam_producer is not set, {ENV_PRODUCER_PATH} "
-        "lists no .cti file and the genicam package's viky.cti is not installed; "
-        "install the camera vendor's GenTL producer"
-    )
-
-
-def bundled_producer() -> Path | None:
-    """Return the path of ``viky.cti`` in the installed `genicam` package, if any."""
-    spec = importlib.util.find_spec("genicam")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for folder in spec.submodule_search_locations:
-        path = Path(folder) / "viky.cti"
-        if path.is_file():
-            return path
-    return None
-
-
-def _cti_files(path: Path) -> list[Path]:
-    if path.is_file() and path.suffix == ".cti":
-        return [path.resolve()]
-    if path.is_dir():
-        return sorted(p.resolve() for p in path.glob("*.cti") if p.is_file())
-    return []
 
 
 @dataclass(frozen=True)

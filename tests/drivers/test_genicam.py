@@ -38,13 +38,8 @@ from drivers.genicam import (  # noqa: E402
     find_producers,
     open_session,
 )
-from drivers.streaming import (  # noqa: E402
-    Acquirer,
-    GenICamCamera,
-    GenICamRig,
-    StreamTuning,
-    genicam_rig,
-)
+from drivers.genicam_rig import GenICamRig, genicam_rig  # noqa: E402
+from drivers.streaming import Acquirer, GenICamCamera, StreamTuning  # noqa: E402
 
 if bundled_producer() is None:
     pytest.skip("the genicam package has no viky.cti", allow_module_level=True)
@@ -358,7 +353,7 @@ def test_a_thousand_frame_soak_keeps_memory_flat() -> None:
             rig.capture(timeout_s=2.0)
         gc.collect()
         growth = _rss_mb() - rss_before
-        stats = [camera.stats for camera in (rig.top, rig.bottom)]
+        stats = [camera.stats for camera in (rig.top_camera, rig.bottom_camera)]
     finally:
         rig.close()
 
