@@ -269,6 +269,7 @@ class GenICamCamera:
         self._stopping.clear()
         self._ready.clear()
         self._open_error = None
+        self._fault = None
         self._stats = CameraStats()
         self._thread = threading.Thread(
             target=self._run, name=f"camera-{self._device.serial}", daemon=True
