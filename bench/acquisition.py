@@ -4,10 +4,10 @@ For each image size and pixel format, opens a two-camera rig (by default viky.ct
 devices 0 and 1), captures pairs for a few seconds and prints, per camera, the
 frames per second the stream delivered to the driver (every buffer, fetched and
 queued back), the pairs per second captured, and the copy/convert cost per
-delivered frame, beside a plain copy of the same bytes in the same process (the
+delivered frame (mean), beside a plain copy of the same bytes in the same process (the
 least any driver must spend: the buffer goes back to the camera at once).
 Then it times `to_rgb8` on synthetic 2448x2048 frames of every pixel format, a
-real bench camera's size, against the same plain copy.
+real bench camera's size, against a plain copy of the buffer (medians).
 
     .venv/bin/python bench/acquisition.py [--seconds S] [--top 0 --bottom 1]
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +27,20 @@ from drivers.genicam_rig import genicam_rig
 from drivers.pixelformats import BYTES_PER_PIXEL, SUPPORTED_FORMATS, to_rgb8
 
 
-def copy_ms(nbytes: int, repeats: int = 50) -> float:
-    """Milliseconds for one plain copy of `nbytes`."""
-    data = np.random.default_rng(0).integers(0, 255, nbytes, dtype=np.uint8)
-    start = time.perf_counter()
+def median_ms(fn: Callable[[], object], repeats: int) -> float:
+    """Median milliseconds of `repeats` calls of `fn` (robust to a busy machine)."""
+    times = []
     for _ in range(repeats):
-        data.copy()
-    return 1000 * (time.perf_counter() - start) / repeats
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
+
+
+def copy_ms(nbytes: int, repeats: int = 50) -> float:
+    """Median milliseconds for one plain copy of `nbytes`."""
+    data = np.random.default_rng(0).integers(0, 255, nbytes, dtype=np.uint8)
+    return median_ms(data.copy, repeats)
 
 
 def stream(args: argparse.Namespace, config: CameraConfig) -> None:
@@ -98,12 +106,13 @@ def main() -> None:
     for pixel_format in SUPPORTED_FORMATS:
         nbytes = width * height * BYTES_PER_PIXEL[pixel_format]
         data = rng.integers(0, 255, nbytes, dtype=np.uint8)
-        repeats = 10
-        start = time.perf_counter()
-        for _ in range(repeats):
-            to_rgb8(data, width=width, height=height, pixel_format=pixel_format)
-        convert = 1000 * (time.perf_counter() - start) / repeats
-        plain = copy_ms(nbytes, repeats)
+        convert = median_ms(
+            lambda d=data, f=pixel_format: to_rgb8(
+                d, width=width, height=height, pixel_format=f
+            ),
+            15,
+        )
+        plain = copy_ms(nbytes, 15)
         print(
             f"  {pixel_format:<9} {convert:7.2f} ms/frame vs plain copy "
             f"{plain:6.2f} ms (x{convert / plain:.1f})"
