@@ -29,9 +29,7 @@ from harvesters.core import Harvester, ImageAcquirer
 
 from drivers.base import CameraError, CameraNotFound, CameraSetupError
 from drivers.pixelformats import SUPPORTED_FORMATS
-from drivers.producers import Producer, ProducerNotFound, find_producers
-
-__all__ = ["Producer", "ProducerNotFound", "find_producers"]
+from drivers.producers import Producer, find_producers
 
 log = logging.getLogger(__name__)
 

@@ -18,6 +18,7 @@ its frame if the camera comes back before the request's deadline, and
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -102,6 +103,9 @@ class StreamTuning:
         if longer) is rebuilt; so is a software trigger unanswered this long.
     backoff_first_s, backoff_max_s : float
         Wait before the second reconnection attempt, doubled up to the cap.
+    rediscover_every_s : float
+        Least time between two rediscoveries by one camera while it is lost:
+        each one makes the other camera's acquirer obsolete too.
     open_timeout_s : float
         How long `open` waits for the first connection.
     """
@@ -110,6 +114,7 @@ class StreamTuning:
     stall_s: float = 1.0
     backoff_first_s: float = 0.1
     backoff_max_s: float = 2.0
+    rediscover_every_s: float = 5.0
     open_timeout_s: float = 15.0
 
 
@@ -399,7 +404,10 @@ class GenICamCamera:
         return job.result
 
     def configure(self, config: CameraConfig) -> AppliedConfig:
-        """Stop, apply `config`, read it back and stream again; kept for rebuilds."""
+        """Stop, apply `config`, read it back and stream again; kept for rebuilds.
+
+        A new `CameraConfig.num_buffers` applies from the next connection.
+        """
 
         def reconfigure(acquirer: Acquirer) -> AppliedConfig:
             acquirer.stop()
@@ -617,6 +625,9 @@ class GenICamCamera:
         pixels = to_rgb8(
             component.data, width=width, height=height, pixel_format=pixel_format
         )
+        # Limitation: the timestamp is the host's clock when the buffer was fetched;
+        # the device's own timestamp (ticks of its clock, where it keeps one) is in
+        # the metadata, not mapped to UTC.
         return Frame(
             pixels=pixels,
             serial=self.serial,
@@ -634,16 +645,20 @@ class GenICamCamera:
         self._fault = reason
         log.warning("camera %s: %s; rebuilding its acquirer", self.serial, reason)
         attempt = 0
+        rediscovered = -math.inf
         while not self._stopping.is_set():
             attempt += 1
             log.info("camera %s: stopping and destroying its acquirer", self.serial)
             self._disconnect(acquirer)
             acquirer = None
             try:
-                if attempt > 1 or not reason.startswith("its acquirer was made"):
+                obsolete = reason.startswith("its acquirer was made")
+                due = time.monotonic() - rediscovered >= self._tuning.rediscover_every_s
+                if (attempt == 1 and not obsolete) or (attempt > 1 and due):
                     log.info("camera %s: rediscovering devices", self.serial)
                     self._session.rediscover(if_generation=self._generation)
                     self._generation = self._session.generation
+                    rediscovered = time.monotonic()
                 assert self._device is not None
                 log.info("camera %s: reopening it by serial", self.serial)
                 self._device = self._session.find(self._device.serial)

@@ -9,6 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from appliance.cli.common import UsageError
+from appliance.files import write_atomic
 from appliance.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,12 +34,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the listing as JSON")
     p.set_defaults(run=cmd_cameras)
 
+    p = sub.add_parser(
+        "camera-settings",
+        help="save a GenICam camera's features to a file, or load them back",
+        description="Save every readable and writable feature of a camera "
+        "(pixel format, size, frame rate, exposure, gain, vendor features) to a "
+        "JSON file, or write such a file back to a camera, for example to set up "
+        "a replacement camera like the one it replaces.",
+    )
+    p.add_argument("action", choices=["save", "load"], help="save or load")
+    p.add_argument("camera", help="serial number, device ID or user-defined name")
+    p.add_argument("file", type=Path, help="the JSON settings file")
+    p.add_argument("--producer", type=Path, help="a .cti file or a folder of them")
+    p.set_defaults(run=cmd_camera_settings)
+
 
 def cmd_cameras(args: argparse.Namespace) -> int:
     """Print the producers and the cameras they offer."""
     settings = Settings.load()
     try:
-        from drivers.genicam import GenTLSession, find_producers
+        from drivers.genicam import GenTLSession
+        from drivers.producers import find_producers
     except ImportError as exc:
         raise UsageError(
             f"listing GenICam cameras needs the harvesters and genicam packages "
@@ -86,4 +102,58 @@ def cmd_cameras(args: argparse.Namespace) -> int:
             f"{d.vendor[:26]:<26} {d.transport}"
             f"{'  <- ' + role if role else ''}{busy}"
         )
+    return 0
+
+
+def cmd_camera_settings(args: argparse.Namespace) -> int:
+    """Save a camera's features to a JSON file, or load them back."""
+    settings = Settings.load()
+    try:
+        from drivers.genicam import GenTLSession
+        from drivers.producers import find_producers
+        from drivers.streaming import GenICamCamera
+    except ImportError as exc:
+        raise UsageError(
+            f"camera settings need the harvesters and genicam packages ({exc})"
+        ) from exc
+
+    values: dict[str, object] = {}
+    if args.action == "load":
+        try:
+            data = json.loads(args.file.read_text())
+            values = dict(data["features"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UsageError(
+                f"{args.file} is not a camera settings file written by "
+                f"`seedqa camera-settings save` ({type(exc).__name__}: {exc})"
+            ) from exc
+    session = GenTLSession.acquire(
+        find_producers(args.producer or settings.genicam_producer)
+    )
+    camera = GenICamCamera(session, args.camera, "top")
+    try:
+        camera.open()
+        device = camera.device
+        if args.action == "save":
+            features = camera.device_settings()
+            document = {
+                "device": asdict(device) if device else None,
+                "features": features,
+            }
+            write_atomic(args.file, json.dumps(document, indent=1).encode())
+            print(
+                f"{len(features)} features of camera {camera.serial} saved to "
+                f"{args.file}"
+            )
+            return 0
+        skipped = camera.load_device_settings(values)
+    finally:
+        camera.close()
+        session.release()
+    print(
+        f"{len(values) - len(skipped)} of {len(values)} features written to camera "
+        f"{camera.serial}"
+    )
+    for line in skipped:
+        print(f"  not written: {line}")
     return 0

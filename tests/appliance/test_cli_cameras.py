@@ -104,3 +104,36 @@ def test_capture_on_genicam_without_cameras_named_exits_2(
 
     assert status == 2
     assert "needs its top camera: pass --top SERIAL" in err
+
+
+def test_camera_settings_are_saved_to_a_file_and_loaded_back(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "camera-2.json"
+
+    saved = main(["camera-settings", "save", "2", str(path)])
+    document = json.loads(path.read_text())
+    document["features"]["Width"] = 320
+    path.write_text(json.dumps(document))
+    loaded = main(["camera-settings", "load", "VikyTL_DEV_blue", str(path)])
+    out = capsys.readouterr().out
+    main(["camera-settings", "save", "2", str(tmp_path / "after.json")])
+    after = json.loads((tmp_path / "after.json").read_text())
+
+    assert (saved, loaded) == (0, 0)
+    assert document["device"]["serial"] == "2"
+    assert "PixelFormat" in document["features"]
+    assert f"of {len(document['features'])} features written to camera 2" in out
+    assert after["features"]["Width"] == 320
+
+
+def test_loading_a_file_that_is_not_camera_settings_exits_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "notes.json"
+    path.write_text("[1, 2]")
+
+    status = main(["camera-settings", "load", "2", str(path)])
+
+    assert status == 2
+    assert "is not a camera settings file" in capsys.readouterr().err
