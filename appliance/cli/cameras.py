@@ -147,6 +147,7 @@ def cmd_camera_settings(args: argparse.Namespace) -> int:
             )
             return 0
         skipped = camera.load_device_settings(values)
+        applied = camera.applied
     finally:
         camera.close()
         session.release()
@@ -156,4 +157,12 @@ def cmd_camera_settings(args: argparse.Namespace) -> int:
     )
     for line in skipped:
         print(f"  not written: {line}")
+    if applied is not None:
+        print(
+            f"camera {camera.serial} now sends {applied.pixel_format} "
+            f"{applied.width}x{applied.height}"
+        )
+    # Limitation: a camera may forget written features when it is closed or
+    # powered off (viky does); the appliance applies its own configuration at
+    # every opening, and a vendor's user set keeps features across power cycles.
     return 0
