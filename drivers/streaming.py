@@ -29,7 +29,6 @@ from typing import Any, Protocol, TypeVar
 from drivers.base import (
     CameraError,
     CameraLost,
-    CameraSetupError,
     CameraTimeout,
     Frame,
     FrameFormatError,
@@ -170,6 +169,10 @@ class _Job:
 
 class _Fault(Exception):
     """Why the camera's acquirer must be rebuilt."""
+
+
+class _Obsolete(_Fault):
+    """The acquirer was made obsolete by a rediscovery; the device is fine."""
 
 
 class GenICamCamera:
@@ -472,7 +475,8 @@ class GenICamCamera:
                     if isinstance(exc, _Fault)
                     else (f"{type(exc).__name__}: {exc}")
                 )
-                acquirer = self._rebuild(acquirer, reason)
+                obsolete = isinstance(exc, _Obsolete)
+                acquirer = self._rebuild(acquirer, reason, obsolete=obsolete)
                 if acquirer is None:
                     break
         self._disconnect(acquirer)
@@ -527,7 +531,9 @@ class GenICamCamera:
             if self._generation != self._session.generation or not (
                 acquirer.is_valid()
             ):
-                raise _Fault("its acquirer was made obsolete by a device rediscovery")
+                raise _Obsolete(
+                    "its acquirer was made obsolete by a device rediscovery"
+                )
             self._trigger(acquirer)
             buffer = acquirer.try_fetch(timeout=self._tuning.fetch_slice_s)
             if buffer is None:
@@ -640,8 +646,14 @@ class GenICamCamera:
             },
         )
 
-    def _rebuild(self, acquirer: Acquirer | None, reason: str) -> Acquirer | None:
-        """Rebuild the acquirer until it streams again or the camera is closed."""
+    def _rebuild(
+        self, acquirer: Acquirer | None, reason: str, *, obsolete: bool
+    ) -> Acquirer | None:
+        """Rebuild the acquirer until it streams again or the camera is closed.
+
+        The first attempt rediscovers the devices unless the acquirer was only made
+        obsolete by a rediscovery; later ones at most every `rediscover_every_s`.
+        """
         self._fault = reason
         log.warning("camera %s: %s; rebuilding its acquirer", self.serial, reason)
         attempt = 0
@@ -652,7 +664,6 @@ class GenICamCamera:
             self._disconnect(acquirer)
             acquirer = None
             try:
-                obsolete = reason.startswith("its acquirer was made")
                 due = time.monotonic() - rediscovered >= self._tuning.rediscover_every_s
                 if (attempt == 1 and not obsolete) or (attempt > 1 and due):
                     log.info("camera %s: rediscovering devices", self.serial)
@@ -676,8 +687,6 @@ class GenICamCamera:
                     exc,
                     delay,
                 )
-                if isinstance(exc, CameraSetupError) and attempt == 1:
-                    log.debug("camera %s: setup error while rebuilding", self.serial)
                 self._stopping.wait(delay)
                 continue
             with self._lock:
