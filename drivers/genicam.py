@@ -435,23 +435,24 @@ def apply_config(node_map: Any, config: CameraConfig, *, serial: str) -> Applied
         pipeline can convert.
     """
     missing: list[str] = []
-    wanted: list[tuple[str, tuple[str, ...], object, tuple[tuple[str, str], ...]]] = [
-        ("pixel format", ("PixelFormat",), config.pixel_format, ()),
-        ("width", ("Width",), config.width, ()),
-        ("height", ("Height",), config.height, ()),
+    # (what, feature names, value, features to set first so the value is used)
+    wanted: list[tuple[str, tuple[str, ...], object, dict[str, object]]] = [
+        ("pixel format", ("PixelFormat",), config.pixel_format, {}),
+        ("width", ("Width",), config.width, {}),
+        ("height", ("Height",), config.height, {}),
         (
             "frame rate",
             ("AcquisitionFrameRate", "AcquisitionFrameRateAbs"),
             config.frame_rate_hz,
-            (("AcquisitionFrameRateEnable", "True"),),
+            {"AcquisitionFrameRateEnable": True},
         ),
         (
             "exposure",
             ("ExposureTime", "ExposureTimeAbs"),
             config.exposure_us,
-            (("ExposureAuto", "Off"),),
+            {"ExposureAuto": "Off"},
         ),
-        ("gain", ("Gain", "GainAbs"), config.gain_db, (("GainAuto", "Off"),)),
+        ("gain", ("Gain", "GainAbs"), config.gain_db, {"GainAuto": "Off"}),
     ]
     for what, names, value, before in wanted:
         if value is None:
@@ -461,8 +462,8 @@ def apply_config(node_map: Any, config: CameraConfig, *, serial: str) -> Applied
             log.warning("camera %s has no %s feature; %s not set", serial, what, what)
             missing.append(what)
             continue
-        for name, first in before:
-            _set_if_present(node_map, name, first == "True" or first, serial=serial)
+        for name, first in before.items():
+            _set_if_present(node_map, name, first, serial=serial)
         _set(node, value, serial=serial)
         read = node.value
         if _differs(read, value):
