@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from appliance import recipes
 from appliance.backup import latest_backup, sqlite_database_path
@@ -71,8 +72,13 @@ def _problem(check: str, message: str) -> Finding:
     return Finding(check, Health.PROBLEM, message)
 
 
-def check_cameras(kind: RigKind) -> tuple[list[Finding], str | None]:
+def check_cameras(
+    kind: RigKind, settings: Settings, **rig_options: Any
+) -> tuple[list[Finding], str | None]:
     """Open the rig, capture one pair, close it.
+
+    `rig_options` (``top``, ``bottom``, ``producer``) go to `open_rig`, over the
+    settings' cameras.
 
     Returns
     -------
@@ -82,7 +88,7 @@ def check_cameras(kind: RigKind) -> tuple[list[Finding], str | None]:
         The rig's name, for the calibration check; None if it did not open.
     """
     try:
-        handle = open_rig(kind)
+        handle = open_rig(kind, settings=settings, **rig_options)
     except NotImplementedError as exc:
         return [_problem("cameras", f"{exc}")], None
     except Exception as exc:  # hardware boundary: any driver fault is a finding
@@ -319,9 +325,10 @@ def check_backup(settings: Settings, *, now: datetime) -> list[Finding]:
 def diagnose(
     settings: Settings,
     *,
-    rig: RigKind = "simulated",
+    rig: RigKind | None = None,
     now: datetime | None = None,
     on_finding: Callable[[Finding], None] | None = None,
+    **rig_options: Any,
 ) -> list[Finding]:
     """Run every check and return the findings, in the order they were made.
 
@@ -329,12 +336,14 @@ def diagnose(
     ----------
     settings : Settings
         The appliance's settings.
-    rig : {"simulated", "genicam"}
-        Which rig to open for the camera check.
+    rig : {"simulated", "genicam"}, optional
+        Which rig to open for the camera check; default: the settings' rig.
     now : datetime, optional
         The time ages are measured from (UTC); the current time by default.
     on_finding : callable, optional
         Called with each finding as soon as it is made.
+    **rig_options
+        ``top``, ``bottom``, ``producer`` for `open_rig`, over the settings.
     """
     now = now or datetime.now(UTC)
     findings: list[Finding] = []
@@ -345,7 +354,9 @@ def diagnose(
             if on_finding is not None:
                 on_finding(finding)
 
-    camera_findings, rig_name = check_cameras(rig)
+    camera_findings, rig_name = check_cameras(
+        rig or settings.rig, settings, **rig_options
+    )
     add(camera_findings)
     database = check_database(settings)
     add(database)

@@ -5,15 +5,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
-from drivers.base import DualRig
+from appliance.settings import RigKind, Settings
+from drivers.base import CameraSetupError, DualRig
 from drivers.scene import SampleSpec
 from drivers.simulated import SimulatedBench, simulated_rig
 
 log = logging.getLogger(__name__)
 
-RigKind = Literal["simulated", "genicam"]
 Scene = Literal["blank", "target", "sample"]
 
 #: ask(message): show the operator an instruction and wait until it is done.
@@ -64,6 +65,10 @@ def open_rig(
     *,
     seed: int = 0,
     spec: SampleSpec | None = None,
+    settings: Settings | None = None,
+    top: str | None = None,
+    bottom: str | None = None,
+    producer: Path | None = None,
 ) -> RigHandle:
     """Open a rig of `kind` and return its handle.
 
@@ -75,14 +80,50 @@ def open_rig(
         First sample seed of the simulated bench.
     spec : SampleSpec, optional
         What the simulated bench lays as a sample.
+    settings : Settings, optional
+        Where a GenICam rig's cameras and producer come from when `top`,
+        `bottom` or `producer` are not given.
+    top, bottom : str, optional
+        Serial number, device ID or user-defined name of each GenICam camera.
+    producer : Path, optional
+        The GenTL producer file or folder of a GenICam rig.
+
+    Raises
+    ------
+    CameraSetupError
+        If a GenICam camera is not named, not found, or cannot be set up.
     """
     if kind == "simulated":
         rig, bench = simulated_rig(seed=seed, spec=spec)
         rig.open()
         return RigHandle("simulated", rig, bench)
     if kind == "genicam":
-        raise NotImplementedError(
-            "the GenICam rig (two cameras through Harvesters) is not available in "
-            "this build; use --rig simulated"
-        )
+        return RigHandle("genicam", _genicam_rig(settings, top, bottom, producer))
     raise ValueError(f"unknown rig kind {kind!r}; expected 'simulated' or 'genicam'")
+
+
+def _genicam_rig(
+    settings: Settings | None,
+    top: str | None,
+    bottom: str | None,
+    producer: Path | None,
+) -> DualRig:
+    top = top or (settings.top_camera if settings else "")
+    bottom = bottom or (settings.bottom_camera if settings else "")
+    producer = producer or (settings.genicam_producer if settings else None)
+    for view, ident in (("top", top), ("bottom", bottom)):
+        if not ident:
+            raise CameraSetupError(
+                f"the GenICam rig needs its {view} camera: pass --{view} SERIAL or "
+                f"set {view}_camera in the settings (`seedqa cameras` lists them)"
+            )
+    try:
+        # Imported here: Harvesters loads native GenTL libraries, which the
+        # simulated rig does not need.
+        from drivers.genicam_rig import genicam_rig
+    except ImportError as exc:
+        raise CameraSetupError(
+            f"the GenICam rig needs the harvesters and genicam packages ({exc}); "
+            "install them with pip"
+        ) from exc
+    return genicam_rig(top, bottom, producer=producer)

@@ -2,7 +2,9 @@
 
 Precedence, lowest first: defaults, the file (``$SEEDQA_CONFIG``, else
 ``~/.config/seedqa/seedqa.toml``, else ``/etc/seedqa/seedqa.toml``), then the
-variables ``SEEDQA_DATA_DIR``, ``SEEDQA_DATABASE_URL`` and ``SEEDQA_BACKUP_DIR``.
+variables ``SEEDQA_DATA_DIR``, ``SEEDQA_DATABASE_URL``, ``SEEDQA_BACKUP_DIR``,
+``SEEDQA_RIG``, ``SEEDQA_GENICAM_PRODUCER``, ``SEEDQA_TOP_CAMERA`` and
+``SEEDQA_BOTTOM_CAMERA``.
 """
 
 from __future__ import annotations
@@ -13,9 +15,22 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 log = logging.getLogger(__name__)
+
+RigKind = Literal["simulated", "genicam"]
+
+_STRING_KEYS = (
+    "data_dir",
+    "database_url",
+    "lab",
+    "rig",
+    "genicam_producer",
+    "top_camera",
+    "bottom_camera",
+    "backup_dir",
+)
 
 CONFIG_PATHS = (Path("~/.config/seedqa/seedqa.toml"), Path("/etc/seedqa/seedqa.toml"))
 
@@ -48,6 +63,15 @@ class Settings:
     min_free_disk_mb : float
         `seedqa doctor` reports a problem when the data or backup disk has less
         free space (MiB).
+    rig : {"simulated", "genicam"}
+        The rig the appliance opens: the simulated bench or two GenICam cameras.
+    genicam_producer : Path, optional
+        The camera vendor's GenTL producer (a ``.cti`` file or a folder of them);
+        by default ``GENICAM_GENTL64_PATH``, then the development producer
+        ``viky.cti`` of the `genicam` package.
+    top_camera, bottom_camera : str
+        Serial number, device ID or user-defined name of the camera above and the
+        camera below the plate (``seedqa cameras`` lists them).
     """
 
     data_dir: Path
@@ -58,6 +82,10 @@ class Settings:
     backup_max_age_h: float = 36.0
     calibration_max_age_days: float = 30.0
     min_free_disk_mb: float = 2048.0
+    rig: RigKind = "simulated"
+    genicam_producer: Path | None = None
+    top_camera: str = ""
+    bottom_camera: str = ""
 
     @property
     def images_dir(self) -> Path:
@@ -96,7 +124,7 @@ class Settings:
         """
         env = os.environ if environ is None else environ
         values = _read_file(config, env)
-        for key in ("data_dir", "database_url", "lab", "backup_dir"):
+        for key in _STRING_KEYS:
             if key in values and not isinstance(values[key], str):
                 raise SettingsError(
                     f"setting {key!r} must be a string, got {values[key]!r}"
@@ -116,10 +144,24 @@ class Settings:
             or f"sqlite:///{data_dir / 'seedqa.db'}"
         )
         backup_dir = env.get("SEEDQA_BACKUP_DIR") or str(values.get("backup_dir", ""))
+        rig = env.get("SEEDQA_RIG") or str(values.get("rig", "simulated"))
+        if rig not in ("simulated", "genicam"):
+            raise SettingsError(
+                f"setting 'rig' must be 'simulated' or 'genicam', got {rig!r}"
+            )
+        producer = env.get("SEEDQA_GENICAM_PRODUCER") or str(
+            values.get("genicam_producer", "")
+        )
         return cls(
             data_dir=data_dir,
             database_url=url,
             lab=str(values.get("lab", "")),
+            rig=cast(RigKind, rig),
+            genicam_producer=Path(producer).expanduser() if producer else None,
+            top_camera=env.get("SEEDQA_TOP_CAMERA")
+            or str(values.get("top_camera", "")),
+            bottom_camera=env.get("SEEDQA_BOTTOM_CAMERA")
+            or str(values.get("bottom_camera", "")),
             backup_dir=Path(backup_dir).expanduser().resolve() if backup_dir else None,
             **_numbers(values),
         )

@@ -28,6 +28,18 @@ class FrameFormatError(CameraError):
     """A frame's pixels are not the size, dtype or layout expected."""
 
 
+class CameraSetupError(CameraError):
+    """The camera setup is wrong: a missing driver file, a bad ID or setting."""
+
+
+class CameraNotFound(CameraSetupError):
+    """No connected camera answers to the identifier given."""
+
+
+class CameraLost(CameraError):
+    """A camera stopped answering while it was in use."""
+
+
 @dataclass(frozen=True, eq=False)
 class Frame:
     """One image from one camera.

@@ -12,15 +12,16 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from appliance.cli import backup, doctor, records, sample
+from appliance.cli import backup, cameras, doctor, records, sample
 from appliance.cli.common import USER_ERRORS, UsageError
 from appliance.inspection import InspectionCancelled
 from appliance.logs import configure_logging
+from drivers.base import CameraError
 
 log = logging.getLogger("seedqa")
 
 #: The modules whose commands make up `seedqa`, in the order `--help` lists them.
-COMMAND_MODULES = (sample, records, backup, doctor)
+COMMAND_MODULES = (sample, records, cameras, backup, doctor)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,7 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS + (UsageError,) as exc:
         print(f"seedqa: {exc}", file=sys.stderr)
         return 2
-    except InspectionCancelled as exc:
+    except (InspectionCancelled, CameraError) as exc:
+        # A camera's fault is not the user's, but its message says what to check.
         print(f"seedqa: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

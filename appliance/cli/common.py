@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from appliance.segmentation import InvalidImage
 from appliance.settings import Settings, SettingsError
 from appliance.store import Database, ImageStore, SampleNotFound
 from calibration import CalibrationError
-from drivers.base import CameraError, FrameFormatError
+from drivers.base import CameraError, CameraSetupError, FrameFormatError
 from drivers.scene import PlacementError
 
 log = logging.getLogger("seedqa")
@@ -33,6 +34,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     CalibrationError,
     FrameRejected,
     FrameFormatError,
+    CameraSetupError,
     SettingsError,
     PlacementError,
     SampleNotFound,
@@ -48,13 +50,55 @@ class UsageError(ValueError):
 
 
 def rig_arguments(p: argparse.ArgumentParser) -> None:
-    """Add ``--rig`` to a command that drives the rig."""
+    """Add ``--rig`` and the GenICam rig's camera options to a command."""
     p.add_argument(
         "--rig",
         choices=["simulated", "genicam"],
-        default="simulated",
-        help="which rig to use (simulated)",
+        help="which rig to use (default: the rig setting, else simulated)",
     )
+    p.add_argument(
+        "--top",
+        metavar="CAMERA",
+        help="genicam rig: serial, device ID or name of the top camera "
+        "(default: the top_camera setting; `seedqa cameras` lists them)",
+    )
+    p.add_argument(
+        "--bottom",
+        metavar="CAMERA",
+        help="genicam rig: the bottom camera (default: the bottom_camera setting)",
+    )
+    p.add_argument(
+        "--producer",
+        type=Path,
+        help="genicam rig: GenTL producer .cti file or folder (default: the "
+        "genicam_producer setting, then GENICAM_GENTL64_PATH, then viky.cti)",
+    )
+    p.add_argument(
+        "--plate-ready",
+        action="store_true",
+        help="the plate is already laid as asked: do not wait for Enter",
+    )
+
+
+def open_rig_of(args: argparse.Namespace, settings: Settings, **kwargs: Any) -> Any:
+    """Open the rig that the command's ``--rig`` options, else the settings, name."""
+    from appliance.rigs import open_rig
+
+    return open_rig(
+        args.rig or settings.rig,
+        settings=settings,
+        top=args.top,
+        bottom=args.bottom,
+        producer=args.producer,
+        **kwargs,
+    )
+
+
+def asker(args: argparse.Namespace) -> Callable[[str], None]:
+    """Return how to ask the operator: wait for Enter, or not with --plate-ready."""
+    if args.plate_ready:
+        return lambda message: log.info("plate ready: %s", message)
+    return ask
 
 
 def open_store(settings: Settings) -> tuple[Database, ImageStore]:

@@ -35,7 +35,14 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         if not args.json:
             print(finding.line(), flush=True)
 
-    findings = diagnose(settings, rig=args.rig, on_finding=show)
+    findings = diagnose(
+        settings,
+        rig=args.rig,
+        on_finding=show,
+        top=args.top,
+        bottom=args.bottom,
+        producer=args.producer,
+    )
     found = problems(findings)
     if args.json:
         rows = [

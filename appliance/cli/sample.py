@@ -14,22 +14,23 @@ from appliance.calibrations import calibrate_rig, current_calibration
 from appliance.classifier import classifier_for
 from appliance.cli.common import (
     UsageError,
-    ask,
+    asker,
     json_default,
+    open_rig_of,
     open_store,
     progress,
     rig_arguments,
 )
 from appliance.imageio import read_rgb, write_png
-from appliance.inspection import Inspection, analyse
+from appliance.inspection import FrameRejected, Inspection, analyse
 from appliance.overlay import draw_overlay, seed_overlay_styles
 from appliance.report import region_json, sample_report
-from appliance.rigs import RigHandle, open_rig
+from appliance.rigs import Ask, RigHandle
 from appliance.samples import SampleInfo, capture_sample
 from appliance.segmentation import segment
 from appliance.settings import Settings
 from appliance.store import Database, ImageStore
-from calibration import CalibrationError, load_record
+from calibration import CalibrationError, CalibrationMissing, load_record
 from drivers.base import VIEWS
 from drivers.replay import replay_rig
 from drivers.scene import SampleSpec
@@ -146,9 +147,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     """Calibrate the rig and store the new version."""
     settings = Settings.load()
     db, images = open_store(settings)
-    handle = open_rig(args.rig)
+    handle = open_rig_of(args, settings)
     try:
-        calibration_id, record = calibrate_rig(handle, db, images, settings, ask=ask)
+        calibration_id, record = calibrate_rig(
+            handle, db, images, settings, ask=asker(args)
+        )
     finally:
         handle.close()
         db.close()
@@ -174,9 +177,9 @@ def cmd_capture(args: argparse.Namespace) -> int:
     recipe = recipes.get(info.recipe)
     classifier = classifier_for(recipe, settings.models_dir)
     db, images = open_store(settings)
-    handle = open_rig(args.rig, seed=args.seed)
+    handle = open_rig_of(args, settings, seed=args.seed)
     try:
-        calibration = _calibration_for(handle, db, images, settings)
+        calibration = _calibration_for(handle, db, images, settings, asker(args))
         stored = capture_sample(
             handle,
             calibration,
@@ -185,7 +188,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
             info,
             classifier=classifier,
             recipe=recipe,
-            ask=ask,
+            ask=asker(args),
             progress=progress(),
         )
         report = stored.report
@@ -236,16 +239,57 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _calibration_for(
-    handle: RigHandle, db: Database, images: ImageStore, settings: Settings
+    handle: RigHandle, db: Database, images: ImageStore, settings: Settings, ask: Ask
 ) -> tuple[int, Any]:
-    """Return the rig's calibration; calibrate a simulated rig that has none."""
+    """Return the rig's calibration; calibrate a simulated rig that has none.
+
+    A real rig without a calibration still captures, so the frame QC can say what
+    is wrong with its frames; the capture then stops, and nothing is stored.
+
+    Raises
+    ------
+    FrameRejected
+        If a real rig's frames fail the segmentation's frame QC.
+    CalibrationMissing
+        If its frames pass: they cannot be measured without a calibration.
+    """
     try:
         return current_calibration(db, images, handle.rig.name)
-    except CalibrationError:
-        if handle.kind != "simulated":
-            raise
-        log.info("rig %s has no calibration yet: calibrating it now", handle.rig.name)
-        return calibrate_rig(handle, db, images, settings)
+    except CalibrationError as error:
+        if handle.kind == "simulated":
+            log.info(
+                "rig %s has no calibration yet: calibrating it now", handle.rig.name
+            )
+            return calibrate_rig(handle, db, images, settings)
+        if isinstance(error, CalibrationMissing):
+            _check_uncalibrated_frames(handle, ask, error)
+        raise
+
+
+def _check_uncalibrated_frames(
+    handle: RigHandle, ask: Ask, missing: CalibrationMissing
+) -> None:
+    """Capture on an uncalibrated rig and raise the frame QC's verdict, if any."""
+    handle.prepare("sample", ask)
+    capture = handle.rig.capture()
+    found = {}
+    for view in VIEWS:
+        frame = capture.frame(view)
+        seg = segment(frame.pixels)
+        if not seg.usable:
+            raise FrameRejected(
+                f"the {view} camera ({frame.serial}) delivered an unusable "
+                f"{frame.shape[1]}x{frame.shape[0]} frame: "
+                f"{', '.join(seg.frame_flags)}; no seeds can be measured and "
+                "nothing was saved. Check the light, the exposure and that the "
+                f"camera sees the plate; then calibrate the rig ({missing})"
+            )
+        found[view] = len(seg.seeds)
+    raise CalibrationMissing(
+        f"{missing}; its frames are usable ({found['top']} seeds seen from the "
+        f"top, {found['bottom']} from the bottom) but cannot be measured or paired "
+        "without a calibration; nothing was saved"
+    )
 
 
 def _write_outputs(

@@ -149,11 +149,13 @@ def test_missing_backup_and_bundles_are_problems(appliance_dir, capsys):
 
 
 def test_unavailable_rig_is_a_problem(appliance_dir):
-    found = diagnose(Settings.load(), rig="genicam")
+    found = diagnose(
+        Settings.load(), rig="genicam", top="NO-SUCH-TOP", bottom="NO-SUCH-BOTTOM"
+    )
 
     cameras = [f for f in found if f.check == "cameras"]
     assert cameras[0].health is Health.PROBLEM
-    assert "use --rig simulated" in cameras[0].message
+    assert "NO-SUCH-TOP" in cameras[0].message
     calibration = [f for f in found if f.check == "calibration"]
     assert calibration[0].message == "not checked: the rig did not open"
 

@@ -196,3 +196,40 @@ def test_bad_appliance_setting_names_the_setting(tmp_path: Path, line: str) -> N
 
     with pytest.raises(SettingsError, match=line.split()[0]):
         Settings.load(config=config, environ={})
+
+
+def test_genicam_rig_settings_come_from_the_file_and_the_environment(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "seedqa.toml"
+    config.write_text(
+        'rig = "genicam"\ntop_camera = "SN-TOP"\nbottom_camera = "SN-BOT"\n'
+        'genicam_producer = "/opt/vendor/gentl.cti"\n'
+    )
+
+    from_file = Settings.load(config=config, environ={})
+    from_env = Settings.load(
+        config=config,
+        environ={"SEEDQA_TOP_CAMERA": "VikyTL_DEV_red", "SEEDQA_RIG": "simulated"},
+    )
+
+    assert from_file.rig == "genicam"
+    assert (from_file.top_camera, from_file.bottom_camera) == ("SN-TOP", "SN-BOT")
+    assert from_file.genicam_producer == Path("/opt/vendor/gentl.cti")
+    assert (from_env.rig, from_env.top_camera) == ("simulated", "VikyTL_DEV_red")
+    assert from_env.bottom_camera == "SN-BOT"
+
+
+def test_rig_defaults_to_the_simulated_bench() -> None:
+    settings = Settings.load(environ={})
+
+    assert settings.rig == "simulated" and settings.genicam_producer is None
+    assert settings.top_camera == settings.bottom_camera == ""
+
+
+def test_an_unknown_rig_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "seedqa.toml"
+    config.write_text('rig = "usb"\n')
+
+    with pytest.raises(SettingsError, match="'simulated' or 'genicam', got 'usb'"):
+        Settings.load(config=config, environ={})
