@@ -2,8 +2,8 @@
 
 A rig owns calibrations and samples; a sample owns one capture per view, one row
 per physical seed and its amendments. Users hold the accounts, and `audit_log` the
-append-only, hash-chained record of who did what. The Alembic migrations in `migrations/versions` create
-exactly these tables; a test checks that the two agree.
+append-only, hash-chained record of who did what. The Alembic migrations in
+`migrations/versions` create exactly these tables; a test checks that the two agree.
 """
 
 from __future__ import annotations

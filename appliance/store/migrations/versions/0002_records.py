@@ -18,7 +18,7 @@ depends_on: str | Sequence[str] | None = None
 #: The message the database gives for an UPDATE or DELETE on the audit trail.
 APPEND_ONLY = "audit_log is append-only: rows cannot be updated or deleted"
 
-SQLITE_TRIGGERS = (
+SQLITE_TRIGGERS: tuple[str, ...] = (
     f"""CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
     BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY}'); END""",
     f"""CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
@@ -27,7 +27,7 @@ SQLITE_TRIGGERS = (
 
 # Limitation: the PostgreSQL form is written to the same contract but is exercised
 # by no test here; the bench default is SQLite.
-POSTGRESQL_TRIGGERS = (
+POSTGRESQL_TRIGGERS: tuple[str, ...] = (
     f"""CREATE FUNCTION audit_log_append_only() RETURNS trigger AS $$
     BEGIN RAISE EXCEPTION '{APPEND_ONLY}'; END; $$ LANGUAGE plpgsql""",
     """CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log
@@ -102,8 +102,7 @@ def upgrade() -> None:
         triggers = POSTGRESQL_TRIGGERS
     else:
         raise NotImplementedError(
-            f"the append-only audit trail supports SQLite and PostgreSQL, not "
-            f"{dialect}"
+            f"the append-only audit trail supports SQLite and PostgreSQL, not {dialect}"
         )
     for statement in triggers:
         op.execute(statement)

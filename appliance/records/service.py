@@ -1,0 +1,505 @@
+"""The records service: every action on the bench, checked and audited, in one place.
+
+The command line and the app call `Records` and nothing below it for anything
+that needs a permission. Each method checks the acting user's role against
+`PERMISSIONS` first; a refusal is written to the audit trail and raised as
+`PermissionDenied`. Work that changes the records commits together with its
+audit row.
+
+A new appliance has no accounts and runs as an *open bench*: whoever uses it is
+recorded under the name they give, and every action except amending is allowed,
+so the first capture needs no set-up. Creating the first account (it must be an
+engineer's) closes the bench: from then on every action needs a signed-in user
+whose role allows it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from appliance.calibrations import calibrate_rig, current_calibration
+from appliance.classifier import SeedClassifier
+from appliance.exports import ExportFormat
+from appliance.identifiers import normalise_operator
+from appliance.inspection import Progress
+from appliance.recipes import Recipe
+from appliance.records import accounts
+from appliance.records.accounts import (
+    AccountError,
+    Action,
+    Actor,
+    AuthenticationFailed,
+    PermissionDenied,
+    Role,
+    UserInfo,
+)
+from appliance.records.amendments import AmendmentRecord, amend_seed_class
+from appliance.records.audit import (
+    AuditReport,
+    append_entry,
+    sample_content_sha256,
+    verify_audit,
+)
+from appliance.records.exporting import (
+    ExportSelection,
+    SignedExport,
+    select_samples,
+    write_signed_export,
+)
+from appliance.records.signing import (
+    ApplianceKey,
+    SignatureError,
+    Verification,
+    find_manifest,
+    key_path,
+    load_or_create_key,
+    load_public_key,
+    verify_export,
+)
+from appliance.rigs import Ask, RigHandle
+from appliance.samples import SampleInfo, StoredSample, capture_sample
+from appliance.settings import Settings
+from appliance.store import Database, ImageStore, latest_calibration
+from appliance.store.models import AuditEntry
+from calibration import CalibrationError, CalibrationRecord
+
+log = logging.getLogger(__name__)
+
+#: What an open bench (no accounts yet) still refuses: an amendment must name the
+#: QA lead's account that made it.
+ACCOUNT_ONLY: frozenset[Action] = frozenset({Action.AMEND})
+
+
+def _printable(text: str, limit: int = 100) -> str:
+    """Return `text` fit for the audit trail's actor column: no control characters."""
+    return "".join(ch if ch.isprintable() else "?" for ch in str(text))[:limit]
+
+
+class Records:
+    """The bench's records, with permissions enforced and every action audited.
+
+    Parameters
+    ----------
+    db : Database
+        The open database.
+    images : ImageStore
+        The image store of the same data directory.
+    settings : Settings
+        Where the data directory (and the signing key in it) is, and the lab name.
+    """
+
+    def __init__(self, db: Database, images: ImageStore, settings: Settings) -> None:
+        self.db = db
+        self.images = images
+        self.settings = settings
+
+    # Who acts
+
+    def has_accounts(self) -> bool:
+        """Return whether any account exists (the bench is closed)."""
+        with self.db.session() as session:
+            return accounts.count_users(session) > 0
+
+    def sign_in(self, name: str, pin: str) -> Actor:
+        """Return the actor of account `name` if `pin` is right; audit the attempt.
+
+        Raises
+        ------
+        AuthenticationFailed
+            If the name and PIN do not match an account.
+        """
+        actor: Actor | None = None
+        with self.db.session() as session:
+            try:
+                actor = accounts.authenticate(session, name, pin)
+            except AuthenticationFailed:
+                pass
+            else:
+                append_entry(
+                    session, actor=actor.name, role=actor.role_name, action="login"
+                )
+        if actor is None:
+            self._audit(Actor(_printable(name)), "login", outcome="refused")
+            raise AuthenticationFailed(
+                f"the name {name!r} and the PIN given do not match an account"
+            )
+        log.info("%s signed in as %s", actor.name, actor.role_name)
+        return actor
+
+    def open_bench(self, name: str = "bench") -> Actor:
+        """Return an unregistered actor under the name given.
+
+        Such an actor may act only while the bench has no accounts; once it has
+        some, each of its actions is refused (and audited) by `require`.
+        """
+        return Actor(normalise_operator(name))
+
+    def require(self, actor: Actor, action: Action, subject: str = "") -> None:
+        """Check that `actor` may do `action`; audit and raise if not.
+
+        Raises
+        ------
+        PermissionDenied
+            If the role does not allow it, or an unregistered actor asks on a
+            bench that has accounts (or asks for an account-only action).
+        """
+        if actor.registered:
+            allowed = actor.may(action)
+        else:
+            allowed = action not in ACCOUNT_ONLY and not self.has_accounts()
+        if allowed:
+            return
+        self._audit(actor, action.value, outcome="refused", subject=subject)
+        log.warning(
+            "refused: %s (%s) %s %s", actor.name, actor.role_name, action, subject
+        )
+        raise PermissionDenied(actor, action)
+
+    def _audit(
+        self,
+        actor: Actor,
+        action: str,
+        *,
+        outcome: str = "ok",
+        subject: str = "",
+        details: dict[str, Any] | None = None,
+        session: Session | None = None,
+    ) -> None:
+        fields: dict[str, Any] = {
+            "actor": actor.name,
+            "role": actor.role_name,
+            "action": action,
+            "outcome": outcome,
+            "subject": subject,
+            "details": details,
+        }
+        if session is not None:
+            append_entry(session, **fields)
+            return
+        with self.db.session() as own:
+            append_entry(own, **fields)
+
+    # Accounts
+
+    def add_user(self, actor: Actor, name: str, role: Role, pin: str) -> UserInfo:
+        """Create an account; the first one must be an engineer's.
+
+        Raises
+        ------
+        PermissionDenied
+            If the bench has accounts and `actor` is not an engineer.
+        AccountError
+            If the name or PIN is not valid, the name is taken, or the first
+            account is not an engineer's.
+        """
+        first = not self.has_accounts()
+        if first and role is not Role.ENGINEER:
+            raise AccountError(
+                "the first account must be an engineer's (--role engineer), who then "
+                "adds the operators and QA leads"
+            )
+        if not first:
+            self.require(actor, Action.MANAGE_USERS, f"user:{_printable(name, 40)}")
+        with self.db.session() as session:
+            user = accounts.create_user(session, name, role, pin)
+            self._audit(
+                actor,
+                "user_add",
+                subject=f"user:{user.name}",
+                details={"role": role.value, "first_account": first},
+                session=session,
+            )
+        return user
+
+    def list_users(self) -> list[UserInfo]:
+        """Return every account (names and roles; never PIN hashes)."""
+        with self.db.session() as session:
+            return accounts.list_users(session)
+
+    def change_pin(self, actor: Actor, name: str, pin: str) -> None:
+        """Set a new PIN: one's own, or anyone's for an engineer.
+
+        Raises
+        ------
+        PermissionDenied
+            If `actor` is neither the account's owner nor an engineer.
+        UnknownUser, AccountError
+            If there is no such account or the PIN is not valid.
+        """
+        target = accounts.normalise_username(name)
+        if not (actor.registered and actor.name == target):
+            self.require(actor, Action.MANAGE_USERS, f"user:{target}")
+        with self.db.session() as session:
+            accounts.set_pin(session, target, pin)
+            self._audit(actor, "user_pin", subject=f"user:{target}", session=session)
+
+    # Rig work
+
+    def calibrate(
+        self, actor: Actor, handle: RigHandle, *, ask: Ask | None = None
+    ) -> tuple[int, CalibrationRecord]:
+        """Calibrate the rig and store the new version (engineers only)."""
+        self.require(actor, Action.CALIBRATE, f"rig:{handle.rig.name}")
+        return self._calibrate(actor, handle, ask=ask, automatic=False)
+
+    def _calibrate(
+        self, actor: Actor, handle: RigHandle, *, ask: Ask | None, automatic: bool
+    ) -> tuple[int, CalibrationRecord]:
+        # Limitation: the calibration commits before its audit row; a crash between
+        # the two leaves a calibration without one. Samples are audited atomically.
+        calibration_id, record = calibrate_rig(
+            handle, self.db, self.images, self.settings, ask=ask
+        )
+        entry = latest_calibration(self.db, handle.rig.name)
+        self._audit(
+            actor,
+            "calibrate",
+            subject=f"rig:{handle.rig.name}",
+            details={
+                "calibration_id": calibration_id,
+                "version": record.version,
+                "residual_px": round(record.residual_px, 4),
+                "record_sha256": None if entry is None else entry.record_sha256,
+                "automatic": automatic,
+            },
+        )
+        return calibration_id, record
+
+    def calibration_for_capture(
+        self, actor: Actor, handle: RigHandle
+    ) -> tuple[int, CalibrationRecord]:
+        """Return the rig's calibration; calibrate a simulated rig that has none.
+
+        A simulated rig's calibration is computed from its own renderings, with no
+        work at the bench, so whoever may capture may have it made (audited as an
+        automatic calibration). A real rig needs an engineer's `calibrate`.
+        """
+        try:
+            return current_calibration(self.db, self.images, handle.rig.name)
+        except CalibrationError:
+            if handle.kind != "simulated":
+                raise
+        self.require(actor, Action.CAPTURE, f"rig:{handle.rig.name}")
+        log.info("rig %s has no calibration yet: calibrating it now", handle.rig.name)
+        return self._calibrate(actor, handle, ask=None, automatic=True)
+
+    def capture(
+        self,
+        actor: Actor,
+        handle: RigHandle,
+        info: SampleInfo,
+        *,
+        calibration: tuple[int, CalibrationRecord],
+        classifier: SeedClassifier | None,
+        recipe: Recipe | None,
+        ask: Ask | None = None,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> StoredSample:
+        """Capture, measure and store one sample; its audit row commits with it.
+
+        A signed-in operator is recorded as the sample's operator, whatever name
+        `info` carries. The row records the SHA-256 of the stored content, which
+        `verify_audit` compares with what is stored later.
+        """
+        self.require(actor, Action.CAPTURE, f"lot:{info.lot}")
+        if actor.registered:
+            info = replace(info, operator=actor.name)
+
+        def audit_capture(session: Session, sample_id: int) -> None:
+            if classifier is not None:
+                self._note_model(session, actor, info.recipe, classifier)
+            self._audit(
+                actor,
+                "capture",
+                subject=f"sample:{sample_id}",
+                details={
+                    "lot": info.lot,
+                    "code": info.code,
+                    "recipe": info.recipe,
+                    "operator": info.operator,
+                    "calibration_id": calibration[0],
+                    "model_sha256": None
+                    if classifier is None
+                    else classifier.bundle.sha256,
+                    "content_sha256": sample_content_sha256(session, sample_id),
+                },
+                session=session,
+            )
+
+        return capture_sample(
+            handle,
+            calibration,
+            self.db,
+            self.images,
+            info,
+            classifier=classifier,
+            recipe=recipe,
+            ask=ask,
+            progress=progress,
+            cancel=cancel,
+            after_save=audit_capture,
+        )
+
+    def _note_model(
+        self, session: Session, actor: Actor, recipe: str, classifier: SeedClassifier
+    ) -> None:
+        """Audit a model change: the first capture with a bundle not seen before."""
+        subject = f"recipe:{recipe}"
+        last = session.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.action == "model_change", AuditEntry.subject == subject)
+            .order_by(AuditEntry.id.desc())
+            .limit(1)
+        ).one_or_none()
+        sha = classifier.bundle.sha256
+        if last is not None and json.loads(last.details).get("sha256") == sha:
+            return
+        # Limitation: a bundle installed by `seedqa-models` is recorded here, at
+        # the first capture that uses it, under the capturing user's name.
+        info = classifier.bundle.info
+        self._audit(
+            actor,
+            "model_change",
+            subject=subject,
+            details={"sha256": sha, "name": info.name, "version": info.version},
+            session=session,
+        )
+
+    # The QA lead's work
+
+    def amend(
+        self,
+        actor: Actor,
+        sample_id: int,
+        *,
+        seed_index: int,
+        new_class: str,
+        reason: str,
+    ) -> AmendmentRecord:
+        """Change one seed's class with a reason; the sample's report goes up a version.
+
+        Raises
+        ------
+        PermissionDenied
+            If `actor` is not a signed-in QA lead.
+        SampleNotFound, AmendmentError
+            If the sample, seed, class or reason is not acceptable.
+        """
+        subject = f"sample:{sample_id}"
+        self.require(actor, Action.AMEND, subject)
+        assert actor.user_id is not None  # `require` refuses unregistered actors
+        with self.db.session() as session:
+            amendment = amend_seed_class(
+                session,
+                sample_id=sample_id,
+                seed_index=seed_index,
+                new_class=new_class,
+                reason=reason,
+                user_id=actor.user_id,
+            )
+            self._audit(
+                actor,
+                "amend",
+                subject=subject,
+                details={
+                    **amendment.to_json(),
+                    "content_sha256": sample_content_sha256(session, sample_id),
+                },
+                session=session,
+            )
+        return amendment
+
+    def export(
+        self,
+        actor: Actor,
+        selection: ExportSelection,
+        *,
+        formats: Sequence[ExportFormat],
+        out: Path,
+    ) -> SignedExport:
+        """Export the selected samples' reports into `out`, signed.
+
+        Raises
+        ------
+        PermissionDenied
+            If `actor` may not export.
+        ExportError, SampleNotFound
+            If the selection is empty or `out` is not a new or empty folder.
+        """
+        self.require(actor, Action.EXPORT, selection.subject)
+        sample_ids = select_samples(self.db, selection)
+        key = self.signing_key()
+        export = write_signed_export(
+            self.db,
+            self.images,
+            sample_ids,
+            formats=formats,
+            out=out,
+            key=key,
+            lab=self.settings.lab,
+            issued_by=actor.name,
+        )
+        self._audit(
+            actor,
+            "export",
+            subject=selection.subject,
+            details={
+                "samples": list(export.samples),
+                "files": [p.name for p in export.files],
+                "formats": list(formats),
+                "key": key.fingerprint,
+            },
+        )
+        return export
+
+    # Checking
+
+    def signing_key(self) -> ApplianceKey:
+        """Return the appliance's signing key, made on first use."""
+        return load_or_create_key(self.settings.data_dir)
+
+    def verify_audit(self) -> AuditReport:
+        """Check the audit trail and every stored sample against it."""
+        return verify_audit(self.db)
+
+    def verify_export(self, path: Path, *, key: Path | None = None) -> Verification:
+        """Check an exported file against its signed manifest.
+
+        Parameters
+        ----------
+        path : Path
+            An exported file, its folder or its manifest.
+        key : Path, optional
+            A public key file (PEM) to trust; by default this appliance's key.
+
+        Raises
+        ------
+        SignatureError
+            If there is no manifest, or no key to check it with.
+        """
+        manifest = find_manifest(path)
+        if not manifest.is_file():
+            raise SignatureError(
+                f"no {manifest.name} beside {path}: a signed export keeps its "
+                "manifest in the folder of its files; nothing to check against"
+            )
+        if key is not None:
+            trusted = load_public_key(key)
+        elif key_path(self.settings.data_dir).exists():
+            trusted = self.signing_key().public
+        else:
+            raise SignatureError(
+                "this appliance has no signing key yet; pass the signing appliance's "
+                "public key with --key FILE (`seedqa report key` prints it there)"
+            )
+        return verify_export(path, trusted)
