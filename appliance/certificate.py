@@ -67,6 +67,7 @@ def certificate_pdf(
     page.results(sample, summary, len(report.get("amendments", [])))
     page.amendments(report.get("amendments", []))
     page.views(report, images)
+    page.signoff(sample, issued_by, key_fingerprint)
     page.footer(summary, key_fingerprint)
 
     buffer = io.BytesIO()
@@ -280,6 +281,37 @@ class _Page:
         if not classes:
             self.text(_LEFT, "Seeds not classified", size=7.5)
         self.y -= 0.02
+
+    def signoff(
+        self, sample: dict[str, Any], issued_by: str | None, key: str | None
+    ) -> None:
+        self.text(
+            _LEFT,
+            "Boxes are drawn in each seed's class colour, thicker where a seed was "
+            "amended; the CSV and JSON exports list every seed by its number.",
+            size=7,
+            color=_GREY,
+        )
+        self.y -= 0.04
+        for x, role, name in (
+            (_LEFT, "Measured by (operator)", sample.get("operator")),
+            (0.52, "Issued by", issued_by),
+        ):
+            self.fig.add_artist(
+                _line(self.fig, (x, x + 0.36), (self.y, self.y), colour=_INK)
+            )
+            self.fig.text(
+                x,
+                self.y - 0.006,
+                f"{role}: {name or '-'}",
+                fontsize=8,
+                va="top",
+                parse_math=False,
+            )
+        self.y -= 0.022
+        if key:
+            self.text(0.52, "signed electronically (Ed25519)", size=7, color=_GREY)
+        self.y -= 0.015
 
     def footer(self, summary: dict[str, Any], key_fingerprint: str | None) -> None:
         self.y = min(self.y, 0.085)

@@ -29,9 +29,9 @@ log = logging.getLogger(__name__)
 
 _USERNAME = re.compile(r"[a-z][a-z0-9._-]{1,31}")
 
-#: scrypt cost: 2**14 x 8 x 1 uses 16 MiB and takes some 50 ms on the bench PC,
-#: the cost the scrypt paper ("Stronger Key Derivation via Sequential Memory-Hard
-#: Functions") gives for interactive logins.
+#: scrypt cost: 2**14 x 8 x 1 uses 16 MiB per hash, the interactive-login cost of
+#: "Stronger Key Derivation via Sequential Memory-Hard Functions" (the scrypt
+#: paper); `bench/records.py` prints what one hash takes on this machine.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 _SALT_BYTES = 16
 _HASH_BYTES = 32
