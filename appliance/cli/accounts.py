@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from pathlib import Path
 
 from appliance.cli.common import (
     UsageError,
@@ -69,6 +70,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "row that does not fit",
     )
     v.add_argument("--json", action="store_true", help="print the findings as JSON")
+    v.add_argument(
+        "--manifest",
+        type=Path,
+        action="append",
+        default=[],
+        help="signed export (manifest.json or its folder) whose recorded audit head "
+        "must still be in the trail; repeatable",
+    )
     v.set_defaults(run=cmd_verify)
     show = verbs.add_parser("list", help="print the audit rows, oldest first")
     show.add_argument("--subject", help="only rows about this, e.g. sample:12")
@@ -141,7 +150,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     """Verify the audit trail."""
     records = open_records(Settings.load())
     try:
-        report = records.verify_audit()
+        report = records.verify_audit(manifests=args.manifest)
     finally:
         records.db.close()
     if args.json:

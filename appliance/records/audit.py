@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -301,8 +301,18 @@ class AuditReport:
         return not self.problems
 
 
-def verify_audit(db: Database) -> AuditReport:
+def verify_audit(
+    db: Database, *, anchors: Sequence[tuple[int, str]] = ()
+) -> AuditReport:
     """Check the chain of the audit trail and every sample against it.
+
+    Parameters
+    ----------
+    db : Database
+        The open database.
+    anchors : sequence of (int, str)
+        Audit heads recorded elsewhere, e.g. in signed export manifests: each row
+        must still exist with that hash, which shows the trail was not cut short.
 
     Returns
     -------
@@ -310,6 +320,7 @@ def verify_audit(db: Database) -> AuditReport:
         Its first problem names the first row that does not fit.
     """
     problems: list[AuditProblem] = []
+    hashes: dict[int, str] = {}
     expected_prev = GENESIS_HASH
     last_content: dict[int, tuple[int, str]] = {}
     rows = 0
@@ -319,6 +330,7 @@ def verify_audit(db: Database) -> AuditReport:
         for entry in session.scalars(select(AuditEntry).order_by(AuditEntry.id)):
             rows += 1
             head = (entry.id, entry.row_hash)
+            hashes[entry.id] = entry.row_hash
             row_problem = _check_row(entry, expected_prev)
             if row_problem is not None:
                 problems.append(AuditProblem(entry.id, row_problem))
@@ -339,6 +351,21 @@ def verify_audit(db: Database) -> AuditReport:
             problems.append(
                 AuditProblem(
                     row, f"sample {sample_id} it records is not in the database"
+                )
+            )
+
+    for row, expected in anchors:
+        if hashes.get(row) != expected:
+            problems.append(
+                AuditProblem(
+                    row,
+                    "a signed export recorded this row as the audit head with hash "
+                    f"{expected[:12]}..., but the trail "
+                    + (
+                        "has no such row: it was cut short"
+                        if row not in hashes
+                        else "holds another row there"
+                    ),
                 )
             )
 

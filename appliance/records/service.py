@@ -63,6 +63,7 @@ from appliance.records.signing import (
     key_path,
     load_or_create_key,
     load_public_key,
+    read_manifest,
     verify_export,
 )
 from appliance.rigs import Ask, RigHandle
@@ -468,9 +469,33 @@ class Records:
         """Return the appliance's signing key, made on first use."""
         return load_or_create_key(self.settings.data_dir)
 
-    def verify_audit(self) -> AuditReport:
-        """Check the audit trail and every stored sample against it."""
-        return verify_audit(self.db)
+    def verify_audit(self, *, manifests: Sequence[Path] = ()) -> AuditReport:
+        """Check the audit trail and every stored sample against it.
+
+        Parameters
+        ----------
+        manifests : sequence of Path
+            Signed export manifests (or their folders or files) whose recorded
+            audit head must still be in the trail; each is checked against this
+            appliance's key first.
+
+        Raises
+        ------
+        SignatureError
+            If a manifest is not genuine: its audit head cannot be trusted.
+        """
+        anchors = []
+        for path in manifests:
+            verification = self.verify_export(find_manifest(path))
+            if not verification.ok:
+                raise SignatureError(
+                    f"{verification.manifest} is not genuine "
+                    f"({verification.problems[0]}); its audit head proves nothing"
+                )
+            head = read_manifest(verification.manifest).get("audit_head")
+            if head:
+                anchors.append((int(head["row"]), str(head["row_hash"])))
+        return verify_audit(self.db, anchors=anchors)
 
     def verify_export(self, path: Path, *, key: Path | None = None) -> Verification:
         """Check an exported file against its signed manifest.

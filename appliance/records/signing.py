@@ -320,6 +320,17 @@ def _read_manifest(path: Path) -> tuple[dict[str, Any], bytes]:
     return body, signature
 
 
+def read_manifest(path: Path) -> dict[str, Any]:
+    """Return the body of the manifest at `path`, unchecked (see `verify_export`).
+
+    Raises
+    ------
+    SignatureError
+        If it is missing or not a seedqa export manifest.
+    """
+    return _read_manifest(Path(path))[0]
+
+
 def _check_file(directory: Path, name: str, entry: Mapping[str, Any]) -> str | None:
     # A manifest names plain files beside it; anything else is not followed.
     if Path(name).name != name or name in ("", ".", ".."):

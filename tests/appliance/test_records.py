@@ -530,3 +530,18 @@ def test_csv_cells_that_would_start_a_formula_are_neutralised(start):
 
     cells = [rows[1][i] for i in (1, 2, 4, 9)]
     assert all(cell == "'" + hostile for cell in cells), cells
+
+
+def test_a_trail_cut_short_is_caught_against_a_signed_export(exported_records, export):
+    records = exported_records
+    head = json.loads(export.manifest.read_text())["manifest"]["audit_head"]
+    assert records.verify_audit(manifests=[export.directory]).ok
+
+    with _raw(records) as connection:
+        connection.execute("DROP TRIGGER audit_log_no_delete")
+        connection.execute("DELETE FROM audit_log WHERE id >= ?", (head["row"],))
+
+    assert records.verify_audit().ok  # the chain alone cannot tell
+    report = records.verify_audit(manifests=[export.directory])
+    assert [p.row for p in report.problems] == [head["row"]]
+    assert "cut short" in report.problems[0].what
