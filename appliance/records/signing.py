@@ -297,6 +297,15 @@ def verify_export(path: Path, trusted: Ed25519PublicKey) -> Verification:
         problem = _check_file(manifest_path.parent, name, listed[name])
         if problem is not None:
             problems.append(problem)
+    if path.is_dir() or path == manifest_path:
+        extra = sorted(
+            p.name
+            for p in manifest_path.parent.iterdir()
+            if p.name not in listed and p.name != MANIFEST_NAME
+        )
+        problems += [
+            f"{name} is in the folder but not in the manifest" for name in extra
+        ]
 
     return Verification(manifest_path, signer, tuple(names), tuple(problems))
 

@@ -545,3 +545,14 @@ def test_a_trail_cut_short_is_caught_against_a_signed_export(exported_records, e
     report = records.verify_audit(manifests=[export.directory])
     assert [p.row for p in report.problems] == [head["row"]]
     assert "cut short" in report.problems[0].what
+
+
+def test_a_file_slipped_into_an_export_folder_is_named(exported_records, export):
+    (export.directory / "sample-99-v1.pdf").write_bytes(b"%PDF-1.4 forged")
+
+    result = exported_records.verify_export(export.directory)
+
+    assert result.problems == (
+        "sample-99-v1.pdf is in the folder but not in the manifest",
+    )
+    assert exported_records.verify_export(export.files[0]).ok
