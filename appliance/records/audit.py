@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from appliance.store.db import Database
-from appliance.store.models import Amendment, AuditEntry, Sample
+from appliance.store.models import Amendment, AuditEntry, Calibration, Sample
 
 log = logging.getLogger(__name__)
 
@@ -304,7 +304,7 @@ class AuditReport:
 def verify_audit(
     db: Database, *, anchors: Sequence[tuple[int, str]] = ()
 ) -> AuditReport:
-    """Check the chain of the audit trail and every sample against it.
+    """Check the chain of the audit trail, then every sample and calibration.
 
     Parameters
     ----------
@@ -323,6 +323,7 @@ def verify_audit(
     hashes: dict[int, str] = {}
     expected_prev = GENESIS_HASH
     last_content: dict[int, tuple[int, str]] = {}
+    calibrations: dict[int, tuple[int, str]] = {}
     rows = 0
     head: tuple[int, str] | None = None
 
@@ -339,12 +340,22 @@ def verify_audit(
             if sample_id is not None:
                 details = json.loads(entry.details)
                 last_content[sample_id] = (entry.id, str(details["content_sha256"]))
+            calibration_id = _calibration_subject(entry)
+            if calibration_id is not None:
+                details = json.loads(entry.details)
+                calibrations[calibration_id] = (entry.id, str(details["record_sha256"]))
 
         sample_ids = list(session.scalars(select(Sample.id).order_by(Sample.id)))
         for sample_id in sample_ids:
             problem = _check_sample(
                 session, sample_id, last_content.pop(sample_id, None)
             )
+            if problem is not None:
+                problems.append(problem)
+        for calibration in session.scalars(
+            select(Calibration).order_by(Calibration.id)
+        ):
+            problem = _check_calibration(calibration, calibrations.get(calibration.id))
             if problem is not None:
                 problems.append(problem)
         for sample_id, (row, _) in sorted(last_content.items()):
@@ -416,6 +427,47 @@ def _content_subject(entry: AuditEntry) -> int | None:
     except ValueError:
         return None
     return int(number) if "content_sha256" in details else None
+
+
+def _calibration_subject(entry: AuditEntry) -> int | None:
+    kind, _, number = entry.subject.partition(":")
+    if entry.action != "calibrate" or entry.outcome != "ok" or kind != "calibration":
+        return None
+    return int(number) if number.isdigit() else None
+
+
+def _check_calibration(
+    calibration: Calibration, audited: tuple[int, str] | None
+) -> AuditProblem | None:
+    what = f"calibration {calibration.id} (version {calibration.version})"
+    # The same canonical form as the store's record hash (ASCII-escaped JSON).
+    actual = hashlib.sha256(
+        json.dumps(calibration.record, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+    figures = {
+        key: calibration.record.get(key)
+        for key in ("residual_px", "mm_per_px_top", "mm_per_px_bottom")
+    }
+    columns = {key: getattr(calibration, key) for key in figures}
+    if actual != calibration.record_sha256 or figures != columns:
+        return AuditProblem(
+            None if audited is None else audited[0],
+            f"{what}: its stored record or figures do not match its hash: changed "
+            "outside the appliance",
+        )
+    if audited is None:
+        return AuditProblem(
+            None,
+            f"{what} is stored but no audit row records it: written outside the "
+            "appliance",
+        )
+    if audited[1] != actual:
+        return AuditProblem(
+            audited[0],
+            f"{what}: its record (SHA-256 {actual[:12]}...) is not the one this row "
+            "recorded: replaced outside the appliance",
+        )
+    return None
 
 
 def _check_sample(

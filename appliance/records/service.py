@@ -48,8 +48,7 @@ from appliance.records.signing import (
 )
 from appliance.rigs import Ask, RigHandle
 from appliance.samples import SampleInfo, StoredSample, capture_sample
-from appliance.store import latest_calibration
-from appliance.store.models import AuditEntry
+from appliance.store.models import AuditEntry, Calibration
 from calibration import CalibrationError, CalibrationRecord
 
 log = logging.getLogger(__name__)
@@ -84,25 +83,31 @@ class Records(AccessControl):
     def _calibrate(
         self, actor: Actor, handle: RigHandle, *, ask: Ask | None, automatic: bool
     ) -> tuple[int, CalibrationRecord]:
-        # Limitation: the calibration commits before its audit row; a crash between
-        # the two leaves a calibration without one. Samples are audited atomically.
-        calibration_id, record = calibrate_rig(
-            handle, self.db, self.images, self.settings, ask=ask
+        def audit_calibration(session: Session, calibration_id: int) -> None:
+            stored = session.get(Calibration, calibration_id)
+            assert stored is not None
+            self._audit(
+                actor,
+                "calibrate",
+                subject=f"calibration:{calibration_id}",
+                details={
+                    "rig": handle.rig.name,
+                    "version": stored.version,
+                    "residual_px": round(stored.residual_px, 4),
+                    "record_sha256": stored.record_sha256,
+                    "automatic": automatic,
+                },
+                session=session,
+            )
+
+        return calibrate_rig(
+            handle,
+            self.db,
+            self.images,
+            self.settings,
+            ask=ask,
+            after_save=audit_calibration,
         )
-        entry = latest_calibration(self.db, handle.rig.name)
-        self._audit(
-            actor,
-            "calibrate",
-            subject=f"rig:{handle.rig.name}",
-            details={
-                "calibration_id": calibration_id,
-                "version": record.version,
-                "residual_px": round(record.residual_px, 4),
-                "record_sha256": None if entry is None else entry.record_sha256,
-                "automatic": automatic,
-            },
-        )
-        return calibration_id, record
 
     def calibration_for_capture(
         self, actor: Actor, handle: RigHandle

@@ -474,7 +474,12 @@ def _calibration_figures(record: Mapping[str, Any]) -> dict[str, float]:
 
 
 def save_calibration(
-    db: Database, *, rig_name: str, rig_kind: str, record: Mapping[str, Any]
+    db: Database,
+    *,
+    rig_name: str,
+    rig_kind: str,
+    record: Mapping[str, Any],
+    after_save: Callable[[Session, int], None] | None = None,
 ) -> tuple[int, int]:
     """Store a calibration record as the rig's next version.
 
@@ -487,6 +492,9 @@ def save_calibration(
     record : dict
         The whole calibration record, JSON-serialisable (numpy values are
         converted), with finite numbers under `CALIBRATION_FIGURES`.
+    after_save : callable, optional
+        Called as ``after_save(session, calibration_id)`` before the commit, for
+        work that must commit with the calibration (its audit row).
 
     Returns
     -------
@@ -514,6 +522,8 @@ def save_calibration(
         session.add(calibration)
         session.flush()
         calibration_id = calibration.id
+        if after_save is not None:
+            after_save(session, calibration_id)
 
     log.info(
         "saved calibration %d of rig %r as version %d (residual %.3f px)",

@@ -347,6 +347,17 @@ def test_audit_verify_catches_a_stored_result_edited_with_raw_sql(
     assert f"sample {bench.sample_id}'s stored content" in report.problems[0].what
 
 
+def test_audit_verify_catches_a_calibration_edited_with_raw_sql(records):
+    with _raw(records) as connection:
+        connection.execute("UPDATE calibrations SET mm_per_px_top = 0.2")
+
+    report = records.verify_audit()
+
+    calibrate_row = next(r for r in list_entries(records.db) if r.action == "calibrate")
+    assert [p.row for p in report.problems] == [calibrate_row.id]
+    assert "calibration 1" in report.problems[0].what
+
+
 def test_a_sample_inserted_behind_the_appliance_is_caught(records, bench):
     with _raw(records) as connection:
         connection.execute(
