@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+
+from sqlalchemy.orm import Session
 
 from appliance.files import write_atomic
 from appliance.rigs import Ask, RigHandle
@@ -30,12 +33,14 @@ def calibrate_rig(
     settings: Settings,
     *,
     ask: Ask | None = None,
+    after_save: Callable[[Session, int], None] | None = None,
 ) -> tuple[int, CalibrationRecord]:
     """Capture the blank plate and the target, calibrate, and store the result.
 
     The flat-field archive goes into the image store, the record into the
     database as the rig's next version, and a copy of both into
     ``calibrations/<rig>/v<version>/`` for `seedqa inspect --calibration`.
+    `after_save` is handed to `save_calibration` (it runs in the transaction).
 
     Returns
     -------
@@ -57,6 +62,7 @@ def calibrate_rig(
         rig_name=rig.name,
         rig_kind=handle.kind,
         record=record.to_json(flat_field_sha256=sha),
+        after_save=after_save,
     )
     record = replace(record, version=version)
     write_record(record, settings.calibrations_dir / rig.name / f"v{version}")

@@ -13,12 +13,10 @@ import logging
 from pathlib import Path
 from typing import Any, Literal
 
-import cv2
-import numpy as np
-
+from appliance.certificate import certificate_pdf
 from appliance.files import write_atomic
-from appliance.overlay import class_colour
-from appliance.store import Database, ImageStore, get_sample
+from appliance.records.amendments import list_amendments
+from appliance.store import Database, ImageStore, SeedRecord, get_sample
 
 log = logging.getLogger(__name__)
 
@@ -33,18 +31,35 @@ class ExportError(ValueError):
 
 
 def stored_report(db: Database, sample_id: int) -> dict[str, Any]:
-    """Return the report of a stored sample, as `seedqa capture --json` printed it."""
+    """Return the report of a stored sample, as `seedqa capture --json` printed it.
+
+    An amended sample's seeds carry their amended ``fused_class`` and the measured
+    one as ``measured_class``; ``amendments`` lists the history, oldest first, and
+    ``report`` holds the version and status (``"original"`` or ``"amended"``).
+    """
     record = get_sample(db, sample_id)
     head = dict(record.summary or {})
     if "sample" not in head:
         raise ExportError(f"sample {sample_id} was stored without a report")
     head["sample"] = {**head["sample"], "id": record.id}
-    head["seeds"] = [dict(seed.data or {}) for seed in record.seeds]
+    head.setdefault("report", {"version": 1, "status": "original"})
+    head["seeds"] = [_stored_seed(seed) for seed in record.seeds]
     head["captures"] = {
         c.view: {"image_sha256": c.image_sha256, "width": c.width, "height": c.height}
         for c in record.captures
     }
+    with db.session() as session:
+        head["amendments"] = [a.to_json() for a in list_amendments(session, sample_id)]
     return head
+
+
+def _stored_seed(seed: SeedRecord) -> dict[str, Any]:
+    out = dict(seed.data or {})
+    measured = out.get("fused_class")
+    if seed.fused_class != measured:
+        out["fused_class"] = seed.fused_class
+        out["measured_class"] = measured
+    return out
 
 
 def export_sample(
@@ -85,7 +100,10 @@ def safe_cell(value: Any) -> str:
 
 
 def seeds_csv(report: dict[str, Any]) -> str:
-    """One row per seed: index, classes, probabilities, area, flags."""
+    """Return one CSV row per seed: index, classes, probability, area, flags.
+
+    Every cell goes through `safe_cell`, so none starts a spreadsheet formula.
+    """
     sample = report["sample"]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -101,8 +119,11 @@ def seeds_csv(report: dict[str, Any]) -> str:
             "bottom_class",
             "area_mm2",
             "flags",
+            "measured_class",
+            "report_version",
         ]
     )
+    version = (report.get("report") or {}).get("version", 1)
     for seed in report["seeds"]:
         top, bottom = seed.get("top"), seed.get("bottom")
         writer.writerow(
@@ -119,104 +140,29 @@ def seeds_csv(report: dict[str, Any]) -> str:
                     (bottom or {}).get("class"),
                     seed.get("area_mm2"),
                     ";".join(seed.get("flags", [])),
+                    seed.get("measured_class", seed.get("fused_class")),
+                    version,
                 )
             ]
         )
     return buffer.getvalue()
 
 
-def report_pdf(report: dict[str, Any], images: ImageStore) -> bytes:
-    """Render a one-page PDF: sample details, purity, class table, both views."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    sample, summary = report["sample"], report["summary"]
-    classes = tuple((sample.get("model") or {}).get("classes", ()))
-    fig = plt.figure(figsize=(8.27, 11.69), dpi=100)  # A4 portrait
-    fig.text(
-        0.06,
-        0.96,
-        f"Physical purity report: sample {sample['code']}",
-        fontsize=15,
-        weight="bold",
+def report_pdf(
+    report: dict[str, Any],
+    images: ImageStore,
+    *,
+    lab: str = "",
+    issued_at: str | None = None,
+    issued_by: str | None = None,
+    key_fingerprint: str | None = None,
+) -> bytes:
+    """Render the report as a one-page laboratory certificate (see `certificate`)."""
+    return certificate_pdf(
+        report,
+        images,
+        lab=lab,
+        issued_at=issued_at,
+        issued_by=issued_by,
+        key_fingerprint=key_fingerprint,
     )
-    lines = [
-        f"Lot {sample['lot']}   Sample {sample['code']}   Recipe {sample['recipe']}",
-        f"Operator {sample['operator']}   Captured {sample['captured_at']}",
-        f"Rig {sample['rig']}   Calibration v{sample['calibration']['version']}   "
-        f"Model {(sample.get('model') or {}).get('name', '-')} "
-        f"v{(sample.get('model') or {}).get('version', '-')} "
-        f"({((sample.get('model') or {}).get('sha256') or '')[:12]})",
-    ]
-    for i, line in enumerate(lines):
-        fig.text(0.06, 0.93 - 0.02 * i, line, fontsize=9)
-
-    rows = [
-        [name, str(count), f"{summary['shares_pct'][name]:.1f}%"]
-        for name, count in summary.get("counts", {}).items()
-    ]
-    table_ax = fig.add_axes((0.06, 0.70, 0.4, 0.15))
-    table_ax.axis("off")
-    if rows:
-        table_ax.table(
-            cellText=rows,
-            colLabels=["class", "seeds", "share"],
-            loc="upper left",
-            cellLoc="left",
-        )
-    figures = []
-    if "purity_by_count" in summary:
-        pc, pw = summary["purity_by_count"], summary["purity_by_weight"]
-        figures += [
-            f"Seeds: {summary['n_seeds']}",
-            f"Purity by count: {pc['value_pct']:.1f}% "
-            f"(95% CI {pc['ci95_pct'][0]:.1f}-{pc['ci95_pct'][1]:.1f}%)",
-            f"Purity by weight: {pw['value_pct']:.1f}% "
-            f"(95% CI {pw['ci95_pct'][0]:.1f}-{pw['ci95_pct'][1]:.1f}%)",
-        ]
-        if summary.get("purity_corrected"):
-            pk = summary["purity_corrected"]
-            figures.append(
-                f"Corrected for classifier error: {pk['value_pct']:.1f}% "
-                f"(95% CI {pk['ci95_pct'][0]:.1f}-{pk['ci95_pct'][1]:.1f}%)"
-            )
-        figures.append(summary["statement"])
-    flags = ", ".join(f"{k}: {v}" for k, v in summary.get("flag_counts", {}).items())
-    figures.append(f"Flags: {flags or 'none'}")
-    for i, line in enumerate(figures):
-        fig.text(0.5, 0.84 - 0.022 * i, line, fontsize=9, wrap=True)
-
-    for j, view in enumerate(("top", "bottom")):
-        capture = report.get("captures", {}).get(view)
-        if capture is None:
-            continue
-        ax = fig.add_axes((0.06, 0.37 - 0.33 * j, 0.88, 0.31))
-        ax.imshow(
-            _annotated(
-                images.read_image(capture["image_sha256"]), report, view, classes
-            )
-        )
-        ax.set_title(f"{view} view", fontsize=9)
-        ax.axis("off")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="pdf")
-    plt.close(fig)
-    return buffer.getvalue()
-
-
-def _annotated(
-    rgb: np.ndarray, report: dict[str, Any], view: str, classes: tuple[str, ...]
-) -> np.ndarray:
-    """Shrink the view and box each seed in its fused class's colour."""
-    scale = 1000 / max(rgb.shape[:2])
-    small = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    for seed in report["seeds"]:
-        region = seed.get(view)
-        if not region or not seed.get("fused_class"):
-            continue
-        x, y, w, h = (int(round(v * scale)) for v in region["bbox"])
-        colour = class_colour(seed["fused_class"], classes)
-        cv2.rectangle(small, (x, y), (x + w, y + h), colour, 2)
-    return small

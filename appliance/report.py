@@ -20,7 +20,7 @@ from appliance.recipes import Recipe
 from appliance.segmentation import SeedRegion
 from drivers.base import VIEWS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def region_json(
@@ -103,6 +103,9 @@ def model_json(inspection: Inspection) -> dict[str, Any] | None:
         "numeric": inspection.classifier.numeric,
         "classes": list(bundle.info.classes),
         "pure_classes": list(bundle.info.pure_classes),
+        # Kept so that an amended sample's corrected purity is recomputed with the
+        # error rates of the model that classified it, whatever is installed since.
+        "confusion": bundle.info.metrics.get("confusion"),
     }
 
 
@@ -131,6 +134,14 @@ def sample_report(
     if isinstance(meta.get("captured_at"), datetime):
         meta["captured_at"] = meta["captured_at"].isoformat()
     meta["model"] = model_json(inspection)
+    meta["mass_model"] = (
+        None
+        if recipe is None
+        else {
+            "mg_per_mm2": recipe.mass_mg_per_mm2,
+            "exponent": recipe.mass_exponent,
+        }
+    )
     meta["calibration"] = {
         "version": calibration.version,
         "created_at": calibration.created_at.isoformat(),
@@ -148,6 +159,7 @@ def sample_report(
     }
     return {
         "schema_version": SCHEMA_VERSION,
+        "report": {"version": 1, "status": "original"},
         "sample": meta,
         "seeds": [seed_json(s, inspection) for s in inspection.seeds],
         "summary": summary_json(inspection, recipe),

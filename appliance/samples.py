@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from sqlalchemy.orm import Session
 
 from appliance.classifier import SeedClassifier
 from appliance.identifiers import normalise_code, normalise_operator
@@ -68,10 +71,13 @@ def capture_sample(
     ask: Ask | None = None,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    after_save: Callable[[Session, int], None] | None = None,
 ) -> StoredSample:
     """Capture one sample on the rig, measure it and store it in one transaction.
 
-    Nothing is stored if any step fails or is cancelled.
+    Nothing is stored if any step fails or is cancelled. `after_save` is handed to
+    `save_sample`: it runs inside the sample's transaction (the audit row of the
+    capture is written there).
     """
     calibration_id, record = calibration
     report = progress or (lambda step, fraction: None)
@@ -123,6 +129,7 @@ def capture_sample(
         ],
         seeds=[_seed_row(seed) for seed in full["seeds"]],
         summary={k: v for k, v in full.items() if k not in ("seeds", "files")},
+        after_save=after_save,
     )
     full["sample"]["id"] = sample_id
     report("done", 1.0)

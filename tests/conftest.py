@@ -94,3 +94,15 @@ def data_dir(tmp_path, monkeypatch, untrained_bundle):
     shutil.copy(untrained_bundle, root / "models" / "maize-sim.safetensors")
     monkeypatch.setenv("SEEDQA_DATA_DIR", str(root))
     return root
+
+
+@pytest.fixture(scope="session")
+def bench(tmp_path_factory, untrained_bundle):
+    """A data directory with two captured samples and one account per role.
+
+    Read-only: tests that change records work on `Bench.copy`. See
+    `tests.appliance.records_bench`.
+    """
+    from tests.appliance.records_bench import build_bench
+
+    yield from build_bench(tmp_path_factory.mktemp("bench") / "data", untrained_bundle)

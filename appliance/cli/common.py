@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +19,15 @@ from appliance.exports import ExportError
 from appliance.identifiers import InvalidSampleCode
 from appliance.imageio import ImageFileError
 from appliance.inspection import FrameRejected
+from appliance.records.accounts import (
+    AccountError,
+    Actor,
+    AuthenticationFailed,
+    PermissionDenied,
+)
+from appliance.records.amendments import AmendmentError
+from appliance.records.service import Records
+from appliance.records.signing import SignatureError
 from appliance.segmentation import InvalidImage
 from appliance.settings import Settings, SettingsError
 from appliance.store import Database, ImageStore, SampleNotFound
@@ -42,6 +53,11 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     recipes.RecipeError,
     BundleError,
     ExportError,
+    AccountError,
+    AuthenticationFailed,
+    PermissionDenied,
+    AmendmentError,
+    SignatureError,
 )
 
 
@@ -128,3 +144,38 @@ def json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def user_argument(p: argparse.ArgumentParser) -> None:
+    """Add ``--user`` to a command that needs to know who acts."""
+    p.add_argument(
+        "--user",
+        metavar="NAME",
+        help="account to act as; the PIN is read from $SEEDQA_PIN or asked for. "
+        "Needed once the appliance has accounts",
+    )
+
+
+def read_pin(prompt: str = "PIN: ", *, variable: str = "SEEDQA_PIN") -> str:
+    """Return a PIN from the environment variable, or ask for it on the terminal."""
+    pin = os.environ.get(variable)
+    if pin:
+        return pin
+    if not sys.stdin.isatty():
+        raise UsageError(
+            f"no PIN: set ${variable} or run the command in a terminal to type it"
+        )
+    return getpass.getpass(prompt)
+
+
+def open_records(settings: Settings) -> Records:
+    """Open the store and return the records service over it."""
+    db, images = open_store(settings)
+    return Records(db, images, settings)
+
+
+def acting_user(records: Records, args: argparse.Namespace) -> Actor:
+    """Return who acts: the signed-in ``--user``, else a name on an open bench."""
+    if getattr(args, "user", None):
+        return records.sign_in(args.user, read_pin(f"PIN for {args.user}: "))
+    return records.open_bench(getattr(args, "operator", None) or "bench")

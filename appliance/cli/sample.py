@@ -10,27 +10,30 @@ from pathlib import Path
 from typing import Any
 
 from appliance import recipes
-from appliance.calibrations import calibrate_rig, current_calibration
+from appliance.calibrations import current_calibration
 from appliance.classifier import classifier_for
 from appliance.cli.common import (
     UsageError,
+    acting_user,
     asker,
     json_default,
+    open_records,
     open_rig_of,
     open_store,
     progress,
     rig_arguments,
+    user_argument,
 )
 from appliance.imageio import read_rgb, write_png
 from appliance.inspection import FrameRejected, Inspection, analyse
 from appliance.overlay import draw_overlay, seed_overlay_styles
+from appliance.records.accounts import Action
 from appliance.report import region_json, sample_report
 from appliance.rigs import Ask, RigHandle
-from appliance.samples import SampleInfo, capture_sample
+from appliance.samples import SampleInfo
 from appliance.segmentation import segment
 from appliance.settings import Settings
-from appliance.store import Database, ImageStore
-from calibration import CalibrationError, CalibrationMissing, load_record
+from calibration import CalibrationMissing, load_record
 from drivers.base import VIEWS
 from drivers.replay import replay_rig
 from drivers.scene import SampleSpec
@@ -62,6 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("calibrate", help="calibrate the rig (blank plate and target)")
     rig_arguments(p)
+    user_argument(p)
     p.add_argument("--json", action="store_true", help="print the record as JSON")
     p.set_defaults(run=cmd_calibrate)
 
@@ -70,7 +74,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--recipe", default="maize", help="inspection recipe (maize)")
     p.add_argument("--lot", required=True, help="seed lot code")
     p.add_argument("--sample", required=True, help="sample code")
-    p.add_argument("--operator", required=True, help="who runs the sample")
+    p.add_argument(
+        "--operator",
+        help="who runs the sample, on an appliance with no accounts yet; with "
+        "--user the account's name is recorded",
+    )
+    user_argument(p)
     p.add_argument("--seed", type=int, default=0, help="simulated sample seed (0)")
     p.add_argument("--out", type=Path, help="also write the report and overlays here")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -146,15 +155,16 @@ def cmd_segment(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """Calibrate the rig and store the new version."""
     settings = Settings.load()
-    db, images = open_store(settings)
-    handle = open_rig_of(args, settings)
+    records = open_records(settings)
     try:
-        calibration_id, record = calibrate_rig(
-            handle, db, images, settings, ask=asker(args)
-        )
+        actor = acting_user(records, args)
+        handle = open_rig_of(args, settings)
+        try:
+            _, record = records.calibrate(actor, handle, ask=asker(args))
+        finally:
+            handle.close()
     finally:
-        handle.close()
-        db.close()
+        records.db.close()
     data = record.to_json()
     if args.json:
         print(json.dumps(data, indent=1))
@@ -170,33 +180,45 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def cmd_capture(args: argparse.Namespace) -> int:
     """Capture one sample and print its report."""
+    if not args.user and not args.operator:
+        raise UsageError("say who runs the sample: --user NAME, or --operator NAME")
     info = SampleInfo.create(
-        lot=args.lot, code=args.sample, recipe=args.recipe, operator=args.operator
+        lot=args.lot,
+        code=args.sample,
+        recipe=args.recipe,
+        operator=args.operator or args.user,
     )
     settings = Settings.load()
     recipe = recipes.get(info.recipe)
     classifier = classifier_for(recipe, settings.models_dir)
-    db, images = open_store(settings)
-    handle = open_rig_of(args, settings, seed=args.seed)
+    records = open_records(settings)
     try:
-        calibration = _calibration_for(handle, db, images, settings, asker(args))
-        stored = capture_sample(
-            handle,
-            calibration,
-            db,
-            images,
-            info,
-            classifier=classifier,
-            recipe=recipe,
-            ask=asker(args),
-            progress=progress(),
-        )
+        actor = acting_user(records, args)
+        records.require(actor, Action.CAPTURE, f"lot:{info.lot}")
+        handle = open_rig_of(args, settings, seed=args.seed)
+        try:
+            try:
+                calibration = records.calibration_for_capture(actor, handle)
+            except CalibrationMissing as missing:
+                _check_uncalibrated_frames(handle, asker(args), missing)
+                raise
+            stored = records.capture(
+                actor,
+                handle,
+                info,
+                calibration=calibration,
+                classifier=classifier,
+                recipe=recipe,
+                ask=asker(args),
+                progress=progress(),
+            )
+        finally:
+            handle.close()
         report = stored.report
         if args.out:
             report["files"] = _write_outputs(args.out, stored.inspection, report)
     finally:
-        handle.close()
-        db.close()
+        records.db.close()
     _print_report(report, as_json=args.json)
     return 0
 
@@ -236,34 +258,6 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         report["files"] = _write_outputs(args.out, inspection, report)
     _print_report(report, as_json=args.json)
     return 0
-
-
-def _calibration_for(
-    handle: RigHandle, db: Database, images: ImageStore, settings: Settings, ask: Ask
-) -> tuple[int, Any]:
-    """Return the rig's calibration; calibrate a simulated rig that has none.
-
-    A real rig without a calibration still captures, so the frame QC can say what
-    is wrong with its frames; the capture then stops, and nothing is stored.
-
-    Raises
-    ------
-    FrameRejected
-        If a real rig's frames fail the segmentation's frame QC.
-    CalibrationMissing
-        If its frames pass: they cannot be measured without a calibration.
-    """
-    try:
-        return current_calibration(db, images, handle.rig.name)
-    except CalibrationError as error:
-        if handle.kind == "simulated":
-            log.info(
-                "rig %s has no calibration yet: calibrating it now", handle.rig.name
-            )
-            return calibrate_rig(handle, db, images, settings)
-        if isinstance(error, CalibrationMissing):
-            _check_uncalibrated_frames(handle, ask, error)
-        raise
 
 
 def _check_uncalibrated_frames(

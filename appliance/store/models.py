@@ -1,8 +1,9 @@
 """Typed SQLAlchemy models of the inspection database.
 
-Five tables: a rig owns calibrations and samples; a sample owns one capture per view
-and one row per physical seed. The Alembic migrations in `migrations/versions` create
-exactly these tables; a test checks that the two agree.
+A rig owns calibrations and samples; a sample owns one capture per view, one row
+per physical seed and its amendments. Users hold the accounts, and `audit_log` the
+append-only, hash-chained record of who did what. The Alembic migrations in
+`migrations/versions` create exactly these tables; a test checks that the two agree.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -213,3 +215,68 @@ class Seed(Base):
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     sample: Mapped[Sample] = relationship(back_populates="seeds")
+
+
+class User(Base):
+    """A local account: a name, one role, and a scrypt hash of the PIN.
+
+    `pin_hash` is ``scrypt$<n>$<r>$<p>$<salt hex>$<hash hex>``; the PIN itself is
+    never stored.
+    """
+
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("role IN ('operator', 'qa_lead', 'engineer')", name="role"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    pin_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class Amendment(Base):
+    """A QA lead's change of one seed's class, with the reason.
+
+    `version` is the report version the amendment produced: the measured report is
+    version 1, the first amendment makes version 2, and so on.
+    """
+
+    __tablename__ = "amendments"
+    __table_args__ = (UniqueConstraint("sample_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    seed_index: Mapped[int] = mapped_column(Integer)
+    old_class: Mapped[str | None] = mapped_column(String(64))
+    new_class: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    amended_at: Mapped[datetime] = mapped_column()
+
+    user: Mapped[User] = relationship()
+
+
+class AuditEntry(Base):
+    """One row of the append-only audit trail.
+
+    Each row's `row_hash` is the SHA-256 of the previous row's hash and this row's
+    fields (see `appliance.records.audit`); the database refuses UPDATE and DELETE
+    on this table. `recorded_at` is ISO 8601 text and `details` canonical JSON text,
+    so that the hashed bytes are exactly the stored bytes.
+    """
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    recorded_at: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(32), index=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(100), index=True)
+    details: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    row_hash: Mapped[str] = mapped_column(String(64), unique=True)

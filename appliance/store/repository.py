@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -322,6 +322,7 @@ def save_sample(
     seeds: Sequence[Mapping[str, Any]],
     summary: Mapping[str, Any] | None,
     status: str = "complete",
+    after_save: Callable[[Session, int], None] | None = None,
 ) -> int:
     """Store one sample, its images, captures and seeds, whole or not at all.
 
@@ -355,6 +356,10 @@ def save_sample(
         The sample's purity summary, stored as JSON.
     status : str
         The sample's state, ``"complete"`` unless told otherwise.
+    after_save : callable, optional
+        Called as ``after_save(session, sample_id)`` once the rows are flushed and
+        before they commit, for work that must commit with the sample or not at
+        all (its audit row); an exception from it rolls the sample back.
 
     Returns
     -------
@@ -419,6 +424,8 @@ def save_sample(
         session.add(sample)
         session.flush()
         sample_id = sample.id
+        if after_save is not None:
+            after_save(session, sample_id)
 
     log.info(
         "saved sample %s of lot %s as id %d (%d seeds, %d captures)",
@@ -467,7 +474,12 @@ def _calibration_figures(record: Mapping[str, Any]) -> dict[str, float]:
 
 
 def save_calibration(
-    db: Database, *, rig_name: str, rig_kind: str, record: Mapping[str, Any]
+    db: Database,
+    *,
+    rig_name: str,
+    rig_kind: str,
+    record: Mapping[str, Any],
+    after_save: Callable[[Session, int], None] | None = None,
 ) -> tuple[int, int]:
     """Store a calibration record as the rig's next version.
 
@@ -480,6 +492,9 @@ def save_calibration(
     record : dict
         The whole calibration record, JSON-serialisable (numpy values are
         converted), with finite numbers under `CALIBRATION_FIGURES`.
+    after_save : callable, optional
+        Called as ``after_save(session, calibration_id)`` before the commit, for
+        work that must commit with the calibration (its audit row).
 
     Returns
     -------
@@ -507,6 +522,8 @@ def save_calibration(
         session.add(calibration)
         session.flush()
         calibration_id = calibration.id
+        if after_save is not None:
+            after_save(session, calibration_id)
 
     log.info(
         "saved calibration %d of rig %r as version %d (residual %.3f px)",

@@ -11,7 +11,7 @@ from appliance.bundle import load_bundle
 from appliance.classifier import SeedClassifier
 from appliance.exports import export_sample, safe_cell
 from appliance.inspection import FrameRejected, InspectionCancelled, analyse
-from appliance.report import sample_report
+from appliance.report import SCHEMA_VERSION, sample_report
 from appliance.rigs import open_rig
 from appliance.samples import SampleInfo, capture_sample
 from appliance.settings import Settings
@@ -65,8 +65,11 @@ def test_report_has_the_documented_keys(inspection):
     report = json.loads(
         json.dumps(sample_report(sample=meta, inspection=inspection, recipe=MAIZE))
     )
-    assert report["schema_version"] == 1
+    assert report["schema_version"] == SCHEMA_VERSION == 2
+    assert report["report"] == {"version": 1, "status": "original"}
     assert len(report["sample"]["model"]["sha256"]) == 64
+    assert len(report["sample"]["model"]["confusion"]) == len(MAIZE.classes)
+    assert report["sample"]["mass_model"]["exponent"] == MAIZE.mass_exponent
     summary = report["summary"]
     assert summary["n_seeds"] == len(report["seeds"]) == sum(summary["counts"].values())
     assert 0 <= summary["purity_by_count"]["value_pct"] <= 100

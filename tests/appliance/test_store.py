@@ -498,7 +498,16 @@ upgrade(sys.argv[1])
 print("done", flush=True)
 sys.stdin.read()
 """
-SCHEMA_TABLES = {"rigs", "calibrations", "samples", "captures", "seeds"}
+SCHEMA_TABLES = {
+    "rigs",
+    "calibrations",
+    "samples",
+    "captures",
+    "seeds",
+    "users",
+    "amendments",
+    "audit_log",
+}
 MIGRATION_KILLS = 20
 #: Kill delays are drawn from 0 to this many times the upgrade's own duration, so
 #: most kills land before or inside the migration on fast and slow machines alike.
