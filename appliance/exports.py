@@ -194,7 +194,7 @@ def report_pdf(report: dict[str, Any], images: ImageStore) -> bytes:
             continue
         ax = fig.add_axes((0.06, 0.37 - 0.33 * j, 0.88, 0.31))
         ax.imshow(
-            _annotated(
+            annotated_view(
                 images.read_image(capture["image_sha256"]), report, view, classes
             )
         )
@@ -206,10 +206,22 @@ def report_pdf(report: dict[str, Any], images: ImageStore) -> bytes:
     return buffer.getvalue()
 
 
-def _annotated(
+def annotated_view(
     rgb: np.ndarray, report: dict[str, Any], view: str, classes: tuple[str, ...]
 ) -> np.ndarray:
-    """Shrink the view and box each seed in its fused class's colour."""
+    """Shrink a stored view to 1000 px and box each seed in its class's colour.
+
+    Parameters
+    ----------
+    rgb : (H, W, 3) uint8 ndarray
+        The stored capture of `view`.
+    report : dict
+        The sample's stored report (`stored_report`).
+    view : {"top", "bottom"}
+        Which view `rgb` is.
+    classes : tuple of str
+        The model's classes, for the colours of classes without a fixed one.
+    """
     scale = 1000 / max(rgb.shape[:2])
     small = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     for seed in report["seeds"]:

@@ -56,11 +56,26 @@ class StoredSample:
     report: dict[str, Any]
 
 
-def capture_sample(
+@dataclass(frozen=True, eq=False)
+class InspectedSample:
+    """A sample captured and measured but not yet stored.
+
+    The operator looks at it first: `save_inspected` stores it on acceptance; a
+    discarded one is simply dropped, leaving nothing behind.
+    """
+
+    info: SampleInfo
+    rig_name: str
+    rig_kind: str
+    calibration_id: int
+    captured_at: datetime
+    inspection: Inspection
+    report: dict[str, Any]
+
+
+def inspect_sample(
     handle: RigHandle,
     calibration: tuple[int, CalibrationRecord],
-    db: Database,
-    images: ImageStore,
     info: SampleInfo,
     *,
     classifier: SeedClassifier | None,
@@ -68,10 +83,15 @@ def capture_sample(
     ask: Ask | None = None,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
-) -> StoredSample:
-    """Capture one sample on the rig, measure it and store it in one transaction.
+) -> InspectedSample:
+    """Capture one sample on the rig and measure it, without storing anything.
 
-    Nothing is stored if any step fails or is cancelled.
+    Raises
+    ------
+    InspectionCancelled
+        If `cancel` is set between two steps.
+    FrameRejected, CameraError
+        If a camera fails or delivers a frame that cannot be measured.
     """
     calibration_id, record = calibration
     report = progress or (lambda step, fraction: None)
@@ -87,7 +107,6 @@ def capture_sample(
         cancel=cancel,
     )
 
-    report("saving", 0.9)
     meta: dict[str, Any] = {
         "id": None,
         "lot": info.lot,
@@ -98,19 +117,38 @@ def capture_sample(
         "rig": handle.rig.name,
     }
     full = sample_report(sample=meta, inspection=inspection, recipe=recipe)
+    report("measured", 0.9)
+    log.info("sample %s of lot %s measured", info.code, info.lot)
+    return InspectedSample(
+        info=info,
+        rig_name=handle.rig.name,
+        rig_kind=handle.kind,
+        calibration_id=calibration_id,
+        captured_at=captured_at,
+        inspection=inspection,
+        report=full,
+    )
+
+
+def save_inspected(
+    db: Database, images: ImageStore, inspected: InspectedSample
+) -> StoredSample:
+    """Store a measured sample, its images and seeds, in one transaction."""
+    info, capture = inspected.info, inspected.inspection.capture
+    full = {**inspected.report, "sample": dict(inspected.report["sample"])}
     sample_id = save_sample(
         db,
         images,
-        rig_name=handle.rig.name,
-        rig_kind=handle.kind,
+        rig_name=inspected.rig_name,
+        rig_kind=inspected.rig_kind,
         top_serial=capture.top.serial,
         bottom_serial=capture.bottom.serial,
-        calibration_id=calibration_id,
+        calibration_id=inspected.calibration_id,
         lot=info.lot,
         code=info.code,
         recipe=info.recipe,
         operator=info.operator,
-        captured_at=captured_at,
+        captured_at=inspected.captured_at,
         captures=[
             CaptureInput(
                 view,
@@ -125,9 +163,43 @@ def capture_sample(
         summary={k: v for k, v in full.items() if k not in ("seeds", "files")},
     )
     full["sample"]["id"] = sample_id
-    report("done", 1.0)
     log.info("sample %s of lot %s stored as %d", info.code, info.lot, sample_id)
-    return StoredSample(sample_id, inspection, full)
+    return StoredSample(sample_id, inspected.inspection, full)
+
+
+def capture_sample(
+    handle: RigHandle,
+    calibration: tuple[int, CalibrationRecord],
+    db: Database,
+    images: ImageStore,
+    info: SampleInfo,
+    *,
+    classifier: SeedClassifier | None,
+    recipe: Recipe | None,
+    ask: Ask | None = None,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> StoredSample:
+    """Capture one sample on the rig, measure it and store it in one transaction.
+
+    `inspect_sample` then `save_inspected`. Nothing is stored if any step fails or
+    is cancelled.
+    """
+    report = progress or (lambda step, fraction: None)
+    inspected = inspect_sample(
+        handle,
+        calibration,
+        info,
+        classifier=classifier,
+        recipe=recipe,
+        ask=ask,
+        progress=report,
+        cancel=cancel,
+    )
+    report("saving", 0.9)
+    stored = save_inspected(db, images, inspected)
+    report("done", 1.0)
+    return stored
 
 
 def _seed_row(seed: dict[str, Any]) -> dict[str, Any]:
