@@ -12,14 +12,14 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from appliance.cli import records, sample
+from appliance.cli import records, sample, ui
 from appliance.cli.common import USER_ERRORS, UsageError
 from appliance.inspection import InspectionCancelled
 
 log = logging.getLogger("seedqa")
 
 #: The modules whose commands make up `seedqa`, in the order `--help` lists them.
-COMMAND_MODULES = (sample, records)
+COMMAND_MODULES = (sample, records, ui)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

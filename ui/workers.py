@@ -1,0 +1,565 @@
+"""The app's workers: every camera, pipeline and database step runs here.
+
+Each worker is a `QObject` moved to a `QThread` of its own; the window talks to
+it only through queued signals, so the GUI thread never waits on a camera, the
+network or the disk. A worker beats its heartbeat at least once a second while
+idle and between the steps of long work, and records the thread of every step in
+a `StepLog`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+from PyQt6.QtCore import QObject, QTimer, pyqtSignal, pyqtSlot
+from PyQt6.QtGui import QImage
+
+from appliance import recipes
+from appliance.calibrations import calibrate_rig, current_calibration
+from appliance.classifier import SeedClassifier, classifier_for
+from appliance.cli.common import USER_ERRORS
+from appliance.exports import ExportFormat, annotated_view, export_sample, stored_report
+from appliance.inspection import InspectionCancelled
+from appliance.rigs import RigHandle
+from appliance.samples import (
+    InspectedSample,
+    SampleInfo,
+    inspect_sample,
+    save_inspected,
+)
+from appliance.settings import Settings
+from appliance.store import Database, ImageStore, get_sample, list_samples
+from calibration import CalibrationError, CalibrationRecord
+from drivers.base import VIEWS, CameraError, View
+from ui.model import (
+    Heartbeats,
+    HistoryFilter,
+    StatusItem,
+    StepLog,
+    calibration_status,
+    inspection_view,
+    shrink,
+)
+
+log = logging.getLogger(__name__)
+
+#: Longest side of a live view frame, pixels.
+LIVE_SIZE = 800
+
+#: How often an idle worker reports that it is alive, milliseconds.
+HEARTBEAT_MS = 500
+
+
+def to_qimage(rgb: NDArray[np.uint8]) -> QImage:
+    """Copy an (H, W, 3) uint8 RGB array into a `QImage` (safe on any thread)."""
+    rgb = np.ascontiguousarray(rgb)
+    h, w = rgb.shape[:2]
+    image = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888)
+    return image.copy()
+
+
+def database_status(settings: Settings) -> StatusItem:
+    """Name the database for the status bar (a SQLite file by its name)."""
+    url = settings.database_url
+    shown = Path(url.split("///", 1)[1]).name if url.startswith("sqlite:///") else url
+    return StatusItem(shown, "ok", url)
+
+
+class Worker(QObject):
+    """What both workers share: heartbeats, the step log, the error guard."""
+
+    #: title, message, details (a traceback for faults, empty for user mistakes)
+    failed = pyqtSignal(str, str, str)
+    #: the worker has closed what it held; its thread may end
+    stopped = pyqtSignal()
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        steps: StepLog,
+        heartbeats: Heartbeats | None = None,
+    ) -> None:
+        super().__init__()
+        self.name = name
+        self.steps = steps
+        self.heartbeats = heartbeats
+        self._timers: list[QTimer] = []
+
+    def beat(self) -> None:
+        """Tell the heartbeats this worker is alive."""
+        if self.heartbeats is not None:
+            self.heartbeats.beat(self.name)
+
+    def every(self, interval_ms: int, call: Callable[[], None]) -> None:
+        """Call `call` every `interval_ms` on this worker's thread."""
+        timer = QTimer(self)
+        timer.setInterval(interval_ms)
+        timer.timeout.connect(call)
+        timer.start()
+        self._timers.append(timer)
+
+    def stop_timers(self) -> None:
+        """Stop the worker's timers (before its thread ends)."""
+        for timer in self._timers:
+            timer.stop()
+        self._timers.clear()
+
+    def step(self, name: str) -> None:
+        """Record a step on this thread and beat the heartbeat."""
+        self.steps.record(name)
+        self.beat()
+
+    @contextmanager
+    def guard(self, title: str) -> Iterator[None]:
+        """Turn an exception into a `failed` signal: the thread boundary."""
+        try:
+            yield
+        except InspectionCancelled:
+            raise
+        except USER_ERRORS + (CameraError,) as exc:
+            log.warning("%s: %s", title, exc)
+            self.failed.emit(title, str(exc), "")
+        except Exception as exc:
+            log.exception("%s (worker %s)", title, self.name)
+            self.failed.emit(
+                title,
+                f"{exc}. The details are in the log; if it happens again, "
+                "restart the app.",
+                traceback.format_exc(),
+            )
+
+
+class BenchWorker(Worker):
+    """Owns the rig, the calibration, the classifiers and the pending sample.
+
+    Parameters
+    ----------
+    settings : Settings
+        Where the data lives.
+    open_rig : callable
+        Returns an open `RigHandle`; called once, on the worker's thread.
+    steps : StepLog
+        Where each step's thread is recorded.
+    heartbeats : Heartbeats, optional
+        Beaten as ``"ui.bench"``.
+    live_interval_ms : int
+        Period of the live views; 0 turns them off.
+    """
+
+    live = pyqtSignal(object)  # dict[View, QImage]
+    cameras = pyqtSignal(object)  # dict[View, StatusItem]
+    calibration = pyqtSignal(object)  # StatusItem
+    model = pyqtSignal(object)  # StatusItem
+    database = pyqtSignal(object)  # StatusItem
+    progress = pyqtSignal(str, float)
+    inspected = pyqtSignal(object)  # InspectionView
+    saved = pyqtSignal(int, object)  # sample id, SampleInfo
+    discarded = pyqtSignal()
+    cancelled = pyqtSignal(str)
+    finished_work = pyqtSignal()  # a capture ended, well or not
+    ask_operator = pyqtSignal(str)
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        open_rig: Callable[[], RigHandle],
+        steps: StepLog,
+        heartbeats: Heartbeats | None = None,
+        live_interval_ms: int = 500,
+    ) -> None:
+        super().__init__("ui.bench", steps=steps, heartbeats=heartbeats)
+        self.settings = settings
+        self._open_rig = open_rig
+        self._live_interval_ms = live_interval_ms
+        self._cancel = threading.Event()
+        self._answered = threading.Event()
+        self._answer = False
+        self._handle: RigHandle | None = None
+        self._db: Database | None = None
+        self._images: ImageStore | None = None
+        self._calibration: tuple[int, CalibrationRecord] | None = None
+        self._classifiers: dict[str, SeedClassifier] = {}
+        self._recipe: str | None = None
+        self._pending: InspectedSample | None = None
+        self._camera_state: dict[View, StatusItem] = {}
+
+    # Called directly from the GUI thread: they only set events.
+
+    def cancel(self) -> None:
+        """Ask the running capture to stop at the next step (thread-safe)."""
+        self._cancel.set()
+        self._answered.set()
+
+    def answer(self, done: bool) -> None:
+        """Answer the operator prompt of `ask_operator` (thread-safe)."""
+        self._answer = done
+        self._answered.set()
+
+    # Slots, run on the worker's thread.
+
+    @pyqtSlot()
+    def start(self) -> None:
+        """Open the store and the rig, find the calibration, start the live views."""
+        self.every(HEARTBEAT_MS, self.beat)
+        with self.guard("Cannot open the database"):
+            self.step("database.open")
+            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+            self._db = Database.open(self.settings.database_url)
+            self._images = ImageStore(self.settings.images_dir)
+            self.database.emit(database_status(self.settings))
+        if self._db is None:
+            self.database.emit(
+                StatusItem(
+                    "unavailable",
+                    "error",
+                    "check the database_url setting and that the disk is not full, "
+                    "then restart the app",
+                )
+            )
+            unopened = StatusItem("not opened", "error", "the database is unavailable")
+            self.cameras.emit({view: unopened for view in VIEWS})
+            self.calibration.emit(unopened)
+            return
+        self._open_the_rig()
+        if self._handle is None:
+            self.calibration.emit(StatusItem("unknown", "error", "no rig is open"))
+        else:
+            self._load_calibration()
+            if self._live_interval_ms > 0:
+                self.every(self._live_interval_ms, self.grab_live)
+
+    def _open_the_rig(self) -> None:
+        try:
+            self.step("camera.open")
+            self._handle = self._open_rig()
+        except Exception as exc:
+            log.warning("cannot open the rig: %s", exc)
+            item = StatusItem(
+                "not connected",
+                "error",
+                f"{exc}. Check both cameras are powered and connected, then "
+                "restart the app.",
+            )
+            self.cameras.emit({view: item for view in VIEWS})
+            self.failed.emit("Cannot open the rig", str(exc), "")
+            return
+        rig = self._handle.rig
+        self._set_cameras(
+            {view: StatusItem(f"{getattr(rig, view).serial} ready") for view in VIEWS}
+        )
+
+    def _set_cameras(self, state: dict[View, StatusItem]) -> None:
+        if state != self._camera_state:
+            self._camera_state = state
+            self.cameras.emit(state)
+
+    def _load_calibration(self) -> None:
+        assert self._handle is not None and self._db is not None
+        assert self._images is not None
+        self.calibration.emit(StatusItem("loading", "busy"))
+        try:
+            self.step("database.calibration")
+            self._calibration = current_calibration(
+                self._db, self._images, self._handle.rig.name
+            )
+        except CalibrationError as exc:
+            if self._handle.kind != "simulated":
+                self.calibration.emit(
+                    StatusItem(
+                        "none",
+                        "error",
+                        f"{exc}; or use Bench > Calibrate rig",
+                    )
+                )
+                return
+            log.info("simulated rig has no calibration yet: calibrating it now")
+            self.calibrate()
+            with self.guard("Cannot lay a sample on the simulated plate"):
+                self._handle.prepare("sample")  # the live views show seeds again
+            return
+        _, record = self._calibration
+        self.calibration.emit(
+            calibration_status(int(record.version or 0), record.created_at)
+        )
+
+    @pyqtSlot()
+    def calibrate(self) -> None:
+        """Capture the blank plate and the target, calibrate and store the result."""
+        if self._handle is None or self._db is None or self._images is None:
+            self.failed.emit(
+                "Cannot calibrate", "the rig is not open; see the status bar", ""
+            )
+            return
+        self.calibration.emit(StatusItem("calibrating...", "busy"))
+        self._cancel.clear()
+        with self.guard("Calibration failed"):
+            self.step("camera.calibrate")
+            self._calibration = calibrate_rig(
+                self._handle, self._db, self._images, self.settings, ask=self._ask
+            )
+        if self._calibration is None:
+            self.calibration.emit(
+                StatusItem("none", "error", "calibrate the rig again")
+            )
+            return
+        _, record = self._calibration
+        self.calibration.emit(
+            calibration_status(int(record.version or 0), record.created_at)
+        )
+
+    @pyqtSlot(str)
+    def select_recipe(self, name: str) -> None:
+        """Load the recipe's model bundle, once per recipe."""
+        self._recipe = name
+        if name in self._classifiers:
+            self._emit_model(self._classifiers[name])
+            return
+        self.model.emit(StatusItem(f"loading {name}", "busy"))
+        try:
+            self.step("model.load")
+            recipe = recipes.get(name)
+            classifier = classifier_for(recipe, self.settings.models_dir)
+        except USER_ERRORS as exc:
+            log.warning("recipe %s: %s", name, exc)
+            self.model.emit(StatusItem(f"none for {name}", "error", str(exc)))
+            return
+        except Exception as exc:
+            log.exception("recipe %s: cannot load its model", name)
+            self.model.emit(StatusItem(f"none for {name}", "error", str(exc)))
+            return
+        self._classifiers[name] = classifier
+        if self._recipe == name:
+            self._emit_model(classifier)
+
+    def _emit_model(self, classifier: SeedClassifier) -> None:
+        info = classifier.bundle.info
+        self.model.emit(
+            StatusItem(
+                f"{info.name} v{info.version}",
+                "ok",
+                f"bundle {classifier.bundle.sha256[:12]}, {classifier.numeric}",
+            )
+        )
+
+    @pyqtSlot()
+    def grab_live(self) -> None:
+        """Grab one frame per camera for the live views (skipped while busy)."""
+        if self._handle is None or self._pending is not None:
+            return
+        self.step("camera.live")
+        try:
+            capture = self._handle.rig.capture(timeout_s=2.0)
+        except CameraError as exc:
+            if self._camera_state.get("top") != StatusItem("fault", "error", str(exc)):
+                log.warning("live view: %s", exc)
+            item = StatusItem(
+                "fault", "error", f"{exc}; check the camera's cable and power"
+            )
+            self._set_cameras({view: item for view in VIEWS})
+            return
+        self._set_cameras(
+            {view: StatusItem(f"{capture.frame(view).serial} live") for view in VIEWS}
+        )
+        self.live.emit(
+            {
+                view: to_qimage(shrink(capture.frame(view).pixels, LIVE_SIZE))
+                for view in VIEWS
+            }
+        )
+
+    @pyqtSlot(object)
+    def capture(self, info: SampleInfo) -> None:
+        """Capture and measure one sample; keep it pending until accepted."""
+        self._pending = None
+        self._cancel.clear()
+        try:
+            self._capture(info)
+        finally:
+            self.finished_work.emit()
+
+    def _capture(self, info: SampleInfo) -> None:
+        if self._handle is None or self._calibration is None:
+            self.failed.emit(
+                "Cannot capture",
+                "the rig is not ready (no camera or no calibration); see the "
+                "status bar",
+                "",
+            )
+            return
+        classifier = self._classifiers.get(info.recipe)
+        if classifier is None:
+            self.failed.emit(
+                "Cannot capture",
+                f"recipe {info.recipe} has no model loaded; see the status bar",
+                "",
+            )
+            return
+
+        def report(step: str, fraction: float) -> None:
+            self.step(f"pipeline.{step}")
+            self.progress.emit(step, fraction)
+
+        try:
+            with self.guard(f"Capture of sample {info.code} failed"):
+                inspected = inspect_sample(
+                    self._handle,
+                    self._calibration,
+                    info,
+                    classifier=classifier,
+                    recipe=recipes.get(info.recipe),
+                    ask=self._ask,
+                    progress=report,
+                    cancel=self._cancel,
+                )
+                report("drawing the result", 0.95)
+                view = inspection_view(inspected)
+                self._pending = inspected
+                self.progress.emit("measured: accept or discard", 1.0)
+                self.inspected.emit(view)
+        except InspectionCancelled as exc:
+            log.info("capture of sample %s cancelled", info.code)
+            self.cancelled.emit(str(exc))
+
+    def _ask(self, message: str) -> None:
+        """Ask the operator through the window and wait, beating meanwhile."""
+        self._answered.clear()
+        self.ask_operator.emit(message)
+        while not self._answered.wait(HEARTBEAT_MS / 1000):
+            self.beat()
+        if self._cancel.is_set() or not self._answer:
+            raise InspectionCancelled("cancelled at the operator prompt; nothing saved")
+
+    @pyqtSlot()
+    def accept(self) -> None:
+        """Store the pending sample in one transaction."""
+        pending = self._pending
+        if pending is None or self._db is None or self._images is None:
+            return
+        with self.guard(f"Sample {pending.info.code} could not be saved"):
+            self.step("database.save")
+            stored = save_inspected(self._db, self._images, pending)
+            self._pending = None
+            self.saved.emit(stored.id, pending.info)
+
+    @pyqtSlot()
+    def discard(self) -> None:
+        """Drop the pending sample; nothing was stored."""
+        if self._pending is not None:
+            log.info("sample %s discarded by the operator", self._pending.info.code)
+        self._pending = None
+        self.discarded.emit()
+
+    @pyqtSlot()
+    def stop(self) -> None:
+        """Close the rig and the database; the thread may end after this."""
+        self.stop_timers()
+        if self._handle is not None:
+            with self.guard("Closing the rig failed"):
+                self.step("camera.close")
+                self._handle.close()
+            self._handle = None
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        self.stopped.emit()
+
+
+class HistoryWorker(Worker):
+    """Lists, shows and exports stored samples, on a thread of its own."""
+
+    listed = pyqtSignal(object)  # list[SampleListing]
+    detail = pyqtSignal(object, object)  # report dict, dict[View, QImage]
+    exported = pyqtSignal(object)  # list[Path]
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        steps: StepLog,
+        heartbeats: Heartbeats | None = None,
+    ) -> None:
+        super().__init__("ui.history", steps=steps, heartbeats=heartbeats)
+        self.settings = settings
+        self._db: Database | None = None
+        self._images = ImageStore(settings.images_dir)
+
+    def _database(self) -> Database:
+        if self._db is None:
+            self.step("database.open")
+            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+            self._db = Database.open(self.settings.database_url)
+        return self._db
+
+    @pyqtSlot()
+    def start(self) -> None:
+        """Start beating."""
+        self.every(HEARTBEAT_MS, self.beat)
+
+    @pyqtSlot(object)
+    def query(self, where: HistoryFilter) -> None:
+        """List the stored samples that pass the filter."""
+        with self.guard("Cannot list the samples"):
+            db = self._database()
+            self.step("database.list")
+            rows = list_samples(
+                db,
+                lot=where.lot,
+                operator=where.operator,
+                recipe=where.recipe,
+                since=where.since,
+                until=where.until,
+            )
+            self.listed.emit(rows)
+
+    @pyqtSlot(int)
+    def show(self, sample_id: int) -> None:
+        """Load one sample's report and both views, boxed by class."""
+        with self.guard(f"Cannot show sample {sample_id}"):
+            db = self._database()
+            self.step("database.detail")
+            report = stored_report(db, sample_id)
+            record = get_sample(db, sample_id)
+            classes = tuple((report["sample"].get("model") or {}).get("classes", ()))
+            views = {}
+            for capture in record.captures:
+                rgb = self._images.read_image(capture.image_sha256)
+                views[capture.view] = to_qimage(
+                    annotated_view(rgb, report, capture.view, classes)
+                )
+            self.detail.emit(report, views)
+
+    @pyqtSlot(object, str, object)
+    def export(self, sample_ids: list[int], fmt: ExportFormat, folder: Path) -> None:
+        """Export each sample to ``<folder>/sample-<id>-<lot>-<code>.<fmt>``."""
+        with self.guard("Export failed"):
+            db = self._database()
+            written = []
+            for sample_id in sample_ids:
+                self.step("database.export")
+                record = get_sample(db, sample_id)
+                name = f"sample-{sample_id}-{record.lot}-{record.code}.{fmt}"
+                safe = name.replace("/", "_")
+                written.append(
+                    export_sample(
+                        db, self._images, sample_id, fmt=fmt, out=folder / safe
+                    )
+                )
+            self.exported.emit(written)
+
+    @pyqtSlot()
+    def stop(self) -> None:
+        """Close the database; the thread may end after this."""
+        self.stop_timers()
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        self.stopped.emit()
