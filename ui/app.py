@@ -185,7 +185,7 @@ class MainWindow(QMainWindow):
         bench.ask_operator.connect(self._ask_operator)
 
         screen.recipe_changed.connect(self._select_recipe)
-        screen.capture_requested.connect(self._capture)
+        screen.capture_requested.connect(self._start_capture)
         # Called here, on the GUI thread: the bench thread is busy with the capture.
         screen.cancel_requested.connect(lambda: self.bench.cancel())
         screen.accept_requested.connect(self._accept)
@@ -230,19 +230,23 @@ class MainWindow(QMainWindow):
 
     def _saved(self, sample_id: int, info: SampleInfo) -> None:
         self.inspect.clear_result()
-        self.inspect.hint.setText(
+        self.inspect.set_note(
             f"Sample {info.code} of lot {info.lot} saved as #{sample_id}. "
             "Type the next sample code."
         )
         self.history.refresh()
 
+    def _start_capture(self, info: SampleInfo) -> None:
+        self.bench.arm()
+        self._capture.emit(info)
+
     def _recapture(self, info: SampleInfo) -> None:
         self._discard.emit()
-        self._capture.emit(info)
+        self._start_capture(info)
 
     def _cancelled(self, message: str) -> None:
         self.inspect.set_busy(False)
-        self.inspect.hint.setText(message[:1].upper() + message[1:] + ".")
+        self.inspect.set_note(message[:1].upper() + message[1:] + ".")
 
     def _ask_operator(self, message: str) -> None:
         box = QMessageBox(self)
@@ -260,6 +264,7 @@ class MainWindow(QMainWindow):
         box.open()
 
     def _ask_calibrate(self) -> None:
+        self.bench.arm()
         self._calibrate.emit()
 
     def _tab_changed(self, index: int) -> None:

@@ -53,6 +53,7 @@ class InspectScreen(QWidget):
         self._busy = False
         self._problem = ""
         self._waiting = ""
+        self._note = ""
 
         self.views: dict[View, ImageView] = {
             view: ImageView(f"{view.capitalize()} camera", "Waiting for the camera")
@@ -229,6 +230,7 @@ class InspectScreen(QWidget):
         info = self.sample_info()
         if info is None or not self.capture_button.isEnabled():
             return
+        self._note = ""
         self.set_busy(True)
         self.capture_requested.emit(info)
 
@@ -286,7 +288,14 @@ class InspectScreen(QWidget):
         elif self._invalid:
             reason = self._invalid[:1].upper() + self._invalid[1:] + "."
         self.capture_button.setEnabled(not reason)
-        self.hint.setText(reason or "Spread the seeds, then press Capture or Space.")
+        self.hint.setText(
+            reason or self._note or "Spread the seeds, then press Capture or Space."
+        )
+
+    def set_note(self, text: str) -> None:
+        """Say what just happened (a save, a cancel) until the next capture."""
+        self._note = text
+        self._update_capture()
 
     def set_problem(self, text: str) -> None:
         """Show what stops the bench from capturing ("" when nothing does)."""

@@ -194,6 +194,14 @@ class BenchWorker(Worker):
 
     # Called directly from the GUI thread: they only set events.
 
+    def arm(self) -> None:
+        """Clear a previous cancel before a capture is requested (thread-safe).
+
+        Done on the GUI thread when the request is sent, so a Cancel pressed
+        before the worker starts the capture still counts.
+        """
+        self._cancel.clear()
+
     def cancel(self) -> None:
         """Ask the running capture to stop at the next step (thread-safe)."""
         self._cancel.set()
@@ -283,8 +291,6 @@ class BenchWorker(Worker):
                 return
             log.info("simulated rig has no calibration yet: calibrating it now")
             self.calibrate()
-            with self.guard("Cannot lay a sample on the simulated plate"):
-                self._handle.prepare("sample")  # the live views show seeds again
             return
         _, record = self._calibration
         self.calibration.emit(
@@ -300,7 +306,6 @@ class BenchWorker(Worker):
             )
             return
         self.calibration.emit(StatusItem("calibrating...", "busy"))
-        self._cancel.clear()
         with self.guard("Calibration failed"):
             self.step("camera.calibrate")
             self._calibration = calibrate_rig(
@@ -315,6 +320,9 @@ class BenchWorker(Worker):
         self.calibration.emit(
             calibration_status(int(record.version or 0), record.created_at)
         )
+        if self._handle.bench is not None:
+            with self.guard("Cannot lay a sample on the simulated plate"):
+                self._handle.prepare("sample")  # the live views show seeds again
 
     @pyqtSlot(str)
     def select_recipe(self, name: str) -> None:
@@ -380,7 +388,6 @@ class BenchWorker(Worker):
     def capture(self, info: SampleInfo) -> None:
         """Capture and measure one sample; keep it pending until accepted."""
         self._pending = None
-        self._cancel.clear()
         try:
             self._capture(info)
         finally:

@@ -322,3 +322,63 @@ def test_export_from_history_writes_files_that_load_back(
     for path in written["pdf"]:
         assert path.read_bytes().startswith(b"%PDF")
     assert window.errors.shown == []
+
+
+def test_cancel_during_capture_stores_nothing(qtbot, open_window, data_dir):
+    window = open_window(small_rig_opener(seed=81))
+    screen = window.inspect
+    fill(window, "MZ-2026-0142")
+    wait_ready(qtbot, window)
+
+    qtbot.mouseClick(screen.capture_button, Qt.MouseButton.LeftButton)
+    assert screen.cancel_button.isVisible()
+    qtbot.mouseClick(screen.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "cancelled" in screen.hint.text(), timeout=WAIT_MS)
+
+    assert screen.result is None
+    assert not screen.cancel_button.isVisible()
+    assert window.errors.shown == []
+    assert samples_in(data_dir) == []
+
+
+def test_a_rig_that_cannot_open_is_shown_with_what_to_do(qtbot, data_dir):
+    window = MainWindow(Settings.load(), rig="genicam", live_interval_ms=0)
+    qtbot.addWidget(window)
+    try:
+        qtbot.waitUntil(lambda: bool(window.errors.shown), timeout=WAIT_MS)
+        title, message = window.errors.shown[0]
+        assert title == "Cannot open the rig"
+        assert "GenICam rig" in message
+        qtbot.waitUntil(
+            lambda: window.chips["top"].item.level == "error", timeout=WAIT_MS
+        )
+        assert "cameras are powered" in window.chips["top"].item.advice
+        assert "Top camera" in window.inspect.banner.text()
+        fill(window, "MZ-2026-0142")
+        assert not window.inspect.capture_button.isEnabled()
+    finally:
+        window.shutdown()
+
+
+def test_an_uncaught_error_on_any_thread_reaches_the_dialog(qtbot, data_dir):
+    window = MainWindow(
+        Settings.load(), rig_opener=small_rig_opener(seed=91), live_interval_ms=0
+    )
+    qtbot.addWidget(window)
+    window.errors.install()
+    try:
+
+        def broken() -> None:
+            raise ValueError("the plate sensor reported -1 mm")
+
+        thread = threading.Thread(target=broken, name="plate-sensor")
+        thread.start()
+        thread.join()
+        qtbot.waitUntil(lambda: bool(window.errors.shown), timeout=WAIT_MS)
+    finally:
+        window.shutdown()  # gives the hooks back
+
+    title, message = window.errors.shown[0]
+    assert title == "Unexpected error"
+    assert "plate-sensor" in message and "-1 mm" in message
+    assert threading.excepthook is not window.errors._thread_excepthook
