@@ -241,7 +241,8 @@ class BenchWorker(Worker):
         if self._handle is None:
             self.calibration.emit(StatusItem("unknown", "error", "no rig is open"))
         else:
-            self._load_calibration()
+            with self.guard("Cannot load the calibration"):
+                self._load_calibration()
             if self._live_interval_ms > 0:
                 self.every(self._live_interval_ms, self.grab_live)
 
@@ -306,11 +307,14 @@ class BenchWorker(Worker):
             )
             return
         self.calibration.emit(StatusItem("calibrating...", "busy"))
-        with self.guard("Calibration failed"):
-            self.step("camera.calibrate")
-            self._calibration = calibrate_rig(
-                self._handle, self._db, self._images, self.settings, ask=self._ask
-            )
+        try:
+            with self.guard("Calibration failed"):
+                self.step("camera.calibrate")
+                self._calibration = calibrate_rig(
+                    self._handle, self._db, self._images, self.settings, ask=self._ask
+                )
+        except InspectionCancelled:
+            log.info("calibration cancelled at the operator prompt")
         if self._calibration is None:
             self.calibration.emit(
                 StatusItem("none", "error", "calibrate the rig again")
@@ -360,29 +364,37 @@ class BenchWorker(Worker):
 
     @pyqtSlot()
     def grab_live(self) -> None:
-        """Grab one frame per camera for the live views (skipped while busy)."""
+        """Grab one frame per camera for the live views (skipped while busy).
+
+        Each camera is grabbed on its own, so the status bar can tell which one
+        has failed.
+        """
         if self._handle is None or self._pending is not None:
             return
         self.step("camera.live")
-        try:
-            capture = self._handle.rig.capture(timeout_s=2.0)
-        except CameraError as exc:
-            if self._camera_state.get("top") != StatusItem("fault", "error", str(exc)):
-                log.warning("live view: %s", exc)
-            item = StatusItem(
-                "fault", "error", f"{exc}; check the camera's cable and power"
-            )
-            self._set_cameras({view: item for view in VIEWS})
-            return
-        self._set_cameras(
-            {view: StatusItem(f"{capture.frame(view).serial} live") for view in VIEWS}
-        )
-        self.live.emit(
-            {
-                view: to_qimage(shrink(capture.frame(view).pixels, LIVE_SIZE))
-                for view in VIEWS
-            }
-        )
+        rig = self._handle.rig
+        frames: dict[View, QImage] = {}
+        state: dict[View, StatusItem] = {}
+        for view in VIEWS:
+            camera = rig.top if view == "top" else rig.bottom
+            try:
+                frame = camera.grab(timeout_s=2.0)
+            except CameraError as exc:
+                state[view] = StatusItem(
+                    "fault", "error", f"{exc}; check the camera's cable and power"
+                )
+                if self._camera_state.get(view) != state[view]:
+                    log.warning("live view of the %s camera: %s", view, exc)
+                continue
+            except Exception as exc:
+                log.exception("live view of the %s camera failed", view)
+                state[view] = StatusItem("fault", "error", str(exc))
+                continue
+            state[view] = StatusItem(f"{frame.serial} live")
+            frames[view] = to_qimage(shrink(frame.pixels, LIVE_SIZE))
+        self._set_cameras(state)
+        if frames:
+            self.live.emit(frames)
 
     @pyqtSlot(object)
     def capture(self, info: SampleInfo) -> None:
