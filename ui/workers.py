@@ -119,16 +119,18 @@ class Worker(QObject):
 
     @contextmanager
     def guard(self, title: str) -> Iterator[None]:
-        """Turn an exception into a `failed` signal: the thread boundary."""
+        """Turn an exception into a `failed` signal: the thread boundary.
+
+        The error handler that receives the signal logs it, with the traceback
+        of a fault.
+        """
         try:
             yield
         except InspectionCancelled:
             raise
         except USER_ERRORS + (CameraError,) as exc:
-            log.warning("%s: %s", title, exc)
             self.failed.emit(title, str(exc), "")
         except Exception as exc:
-            log.exception("%s (worker %s)", title, self.name)
             self.failed.emit(
                 title,
                 f"{exc}. The details are in the log; if it happens again, "
@@ -250,8 +252,7 @@ class BenchWorker(Worker):
         try:
             self.step("camera.open")
             self._handle = self._open_rig()
-        except Exception as exc:
-            log.warning("cannot open the rig: %s", exc)
+        except Exception as exc:  # reported through `failed`, and logged there
             item = StatusItem(
                 "not connected",
                 "error",
@@ -259,7 +260,9 @@ class BenchWorker(Worker):
                 "restart the app.",
             )
             self.cameras.emit({view: item for view in VIEWS})
-            self.failed.emit("Cannot open the rig", str(exc), "")
+            expected = isinstance(exc, USER_ERRORS + (CameraError,))
+            details = "" if expected else traceback.format_exc()
+            self.failed.emit("Cannot open the rig", str(exc), details)
             return
         rig = self._handle.rig
         self._set_cameras(

@@ -53,3 +53,24 @@ def test_the_step_log_records_the_thread_of_each_step():
     assert by_name["on the main thread"].thread_id == threading.main_thread().ident
     assert by_name["elsewhere"].thread_name == "w"
     assert by_name["elsewhere"].thread_id != threading.main_thread().ident
+
+
+def test_the_history_filter_covers_whole_days_in_utc(qtbot, tmp_path):
+    from PyQt6.QtCore import QDate
+
+    from ui.history_screen import HistoryScreen
+
+    screen = HistoryScreen(["maize", "wheat"], tmp_path)
+    qtbot.addWidget(screen)
+    screen.lot.setText(" MZ-1 ")
+    screen.recipe.setCurrentIndex(screen.recipe.findData("wheat"))
+    assert screen.current_filter().since is None
+
+    screen.use_dates.setChecked(True)
+    screen.since.setDate(QDate(2026, 11, 30))
+    screen.until.setDate(QDate(2026, 12, 2))
+    where = screen.current_filter()
+
+    assert (where.lot, where.operator, where.recipe) == ("MZ-1", None, "wheat")
+    assert where.since == datetime(2026, 11, 30, tzinfo=UTC)
+    assert where.until == datetime(2026, 12, 3, tzinfo=UTC)
