@@ -367,10 +367,7 @@ class InspectScreen(QWidget):
         self.accept_button.setFocus()
 
     def _fill_counts(self, result: InspectionView) -> None:
-        while self.counts.count():
-            item = self.counts.takeAt(0)
-            if item is not None and item.widget() is not None:
-                item.widget().deleteLater()  # type: ignore[union-attr]
+        self._clear_counts()
         for row, name in enumerate(result.classes):
             swatch = QLabel()
             swatch.setFixedSize(16, 16)
@@ -453,14 +450,14 @@ class InspectScreen(QWidget):
         _set_empty(self.purity, True)
         self.purity_note.setText("Capture a sample to see its purity")
         self.warnings.hide()
-        self._fill_counts_empty()
+        self._clear_counts()
         self._clear_seed()
         for view, pane in self.views.items():
             pane.set_highlight(None)
             pane.caption = f"{view.capitalize()} camera  ·  live"
         self._update_capture()
 
-    def _fill_counts_empty(self) -> None:
+    def _clear_counts(self) -> None:
         while self.counts.count():
             item = self.counts.takeAt(0)
             if item is not None and item.widget() is not None:
