@@ -382,3 +382,38 @@ def test_an_uncaught_error_on_any_thread_reaches_the_dialog(qtbot, data_dir):
     assert title == "Unexpected error"
     assert "plate-sensor" in message and "-1 mm" in message
     assert threading.excepthook is not window.errors._thread_excepthook
+
+
+def test_a_rig_without_a_simulated_plate_asks_the_operator_first(
+    qtbot, open_window, data_dir
+):
+    from PyQt6.QtWidgets import QMessageBox
+
+    settings = Settings.load()
+    handle = open_small_rig(seed=95)
+    with Database.open(settings.database_url) as db:
+        calibrate_rig(handle, db, ImageStore(settings.images_dir), settings)
+    handle.close()
+
+    def opener() -> RigHandle:
+        ready = open_small_rig(seed=96)
+        return RigHandle("simulated", ready.rig, None)  # no bench: ask the operator
+
+    window = open_window(opener)
+    screen = window.inspect
+    fill(window, "MZ-2026-0142")
+    wait_ready(qtbot, window)
+    qtbot.mouseClick(screen.capture_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(
+        lambda: (
+            getattr(window, "prompt", None) is not None and window.prompt.isVisible()
+        ),
+        timeout=WAIT_MS,
+    )
+    assert "Spread the sample on the plate" in window.prompt.text()
+    assert screen.result is None  # nothing is captured before the operator confirms
+
+    window.prompt.button(QMessageBox.StandardButton.Ok).click()
+    qtbot.waitUntil(lambda: screen.result is not None, timeout=WAIT_MS)
+    assert screen.result.n_seeds > 0
+    assert window.errors.shown == []
