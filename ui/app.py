@@ -25,11 +25,12 @@ from appliance.settings import Settings
 from drivers.base import VIEWS, View
 from ui.errors import ErrorHandler
 from ui.history_screen import HistoryScreen
+from ui.history_worker import HistoryWorker
 from ui.inspect_screen import InspectScreen
 from ui.model import Heartbeats, InspectionView, StatusItem, StepLog
 from ui.style import STYLE_SHEET, app_font
 from ui.widgets import StatusChip
-from ui.workers import BenchWorker, HistoryWorker
+from ui.workers import BenchWorker
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +205,10 @@ class MainWindow(QMainWindow):
     def _show_cameras(self, state: dict[View, StatusItem]) -> None:
         for view in VIEWS:
             self._show_status(view, state[view])
+            if state[view].level == "error" and self.inspect.result is None:
+                pane = self.inspect.views[view]
+                pane.placeholder = f"No picture: camera {state[view].text}"
+                pane.set_image(None)  # a stale frame would pass for a live one
 
     def _show_status(self, key: str, item: StatusItem) -> None:
         self.chips[key].show_item(item)

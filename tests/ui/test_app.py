@@ -353,6 +353,8 @@ def test_a_rig_that_cannot_open_is_shown_with_what_to_do(qtbot, data_dir):
             lambda: window.chips["top"].item.level == "error", timeout=WAIT_MS
         )
         assert "cameras are powered" in window.chips["top"].item.advice
+        assert not window.inspect.views["top"].has_image()
+        assert "not connected" in window.inspect.views["top"].placeholder
         assert "Top camera" in window.inspect.banner.text()
         fill(window, "MZ-2026-0142")
         assert not window.inspect.capture_button.isEnabled()
