@@ -23,6 +23,7 @@ from appliance.rigs import RigHandle, RigKind, open_rig
 from appliance.samples import SampleInfo
 from appliance.settings import Settings
 from drivers.base import VIEWS, View
+from ui.display import NoDisplay, check_display
 from ui.errors import ErrorHandler
 from ui.history_screen import HistoryScreen
 from ui.history_worker import HistoryWorker
@@ -341,6 +342,11 @@ def run_app(
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `seedqa-ui`."""
     args = build_parser().parse_args(argv)
+    try:
+        check_display()
+    except NoDisplay as exc:
+        print(f"seedqa-ui: {exc}", file=sys.stderr)  # noqa: T201 - an entry point
+        return 2
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from appliance.cli.common import rig_arguments
+from appliance.cli.common import UsageError, rig_arguments
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_ui(args: argparse.Namespace) -> int:
     """Run the app until its window is closed."""
+    from ui.display import NoDisplay, check_display
+
+    try:
+        check_display()
+    except NoDisplay as exc:
+        raise UsageError(str(exc)) from exc
     from ui.app import run_app  # Qt is loaded only when the app is wanted
 
     return run_app(rig=args.rig, seed=args.seed)

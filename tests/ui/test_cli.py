@@ -31,3 +31,18 @@ def test_the_command_line_loads_qt_only_for_the_app():
     )
 
     assert result.stdout.strip() == "False"
+
+
+def test_without_a_display_both_commands_say_what_to_do(monkeypatch, capsys):
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+
+    assert seedqa(["ui"]) == 2
+    assert seedqa_ui([]) == 2
+
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2
+    assert err[0].startswith("seedqa: there is no display")
+    assert err[1].startswith("seedqa-ui: there is no display")
+    assert all("QT_QPA_PLATFORM" in line for line in err)
