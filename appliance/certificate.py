@@ -14,11 +14,9 @@ import textwrap
 from collections.abc import Sequence
 from typing import Any
 
-import cv2
-import numpy as np
 from matplotlib.figure import Figure
 
-from appliance.overlay import class_colour
+from appliance.overlay import boxed_view, class_colour
 from appliance.store import ImageStore
 
 log = logging.getLogger(__name__)
@@ -263,7 +261,7 @@ class _Page:
             height = min(width * aspect * page_w / page_h, label_y - 0.16)
             bottom = label_y - 0.016 - height
             ax = self.fig.add_axes((left, bottom, width, height))
-            ax.imshow(_boxed(rgb, report["seeds"], view, classes))
+            ax.imshow(boxed_view(rgb, report["seeds"], view, classes, side_px=900))
             ax.set_axis_off()
             lowest = min(lowest, bottom)
         self.y = lowest - 0.008
@@ -378,23 +376,3 @@ def _line(
     from matplotlib.lines import Line2D
 
     return Line2D(xs, ys, transform=fig.transFigure, color=colour, linewidth=0.6)
-
-
-def _boxed(
-    rgb: np.ndarray,
-    seeds: Sequence[dict[str, Any]],
-    view: str,
-    classes: tuple[str, ...],
-) -> np.ndarray:
-    """Shrink the view and box each seed in its (possibly amended) class colour."""
-    scale = 900 / max(rgb.shape[:2])
-    small = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    for seed in seeds:
-        region = seed.get(view)
-        if not region or not seed.get("fused_class"):
-            continue
-        x, y, w, h = (int(round(v * scale)) for v in region["bbox"])
-        colour = class_colour(seed["fused_class"], classes)
-        thickness = 3 if "measured_class" in seed else 2
-        cv2.rectangle(small, (x, y), (x + w, y + h), colour, thickness)
-    return small

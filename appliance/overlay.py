@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import cv2
@@ -121,3 +121,40 @@ def _label_text(
     origin = (centre[0] - w // 2, centre[1] + h // 2)
     cv2.putText(out, text, origin, font, size, (255, 255, 255), 3, cv2.LINE_AA)
     cv2.putText(out, text, origin, font, size, (0, 0, 0), 1, cv2.LINE_AA)
+
+
+def boxed_view(
+    rgb: NDArray[Any],
+    seeds: Sequence[Mapping[str, Any]],
+    view: str,
+    classes: tuple[str, ...],
+    *,
+    side_px: int = 1000,
+) -> NDArray[np.uint8]:
+    """Shrink a stored view and box each seed of a report in its class's colour.
+
+    Parameters
+    ----------
+    rgb : (H, W, 3) uint8 ndarray
+        The stored capture of `view`.
+    seeds : sequence of dict
+        The ``seeds`` of a stored report; an amended seed (one with a
+        ``measured_class``) gets a thicker box.
+    view : {"top", "bottom"}
+        Which view `rgb` is.
+    classes : tuple of str
+        The model's classes, for the colours of classes without a fixed one.
+    side_px : int
+        Longer side of the returned image, pixels.
+    """
+    scale = side_px / max(rgb.shape[:2])
+    small = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    for seed in seeds:
+        region = seed.get(view)
+        if not region or not seed.get("fused_class"):
+            continue
+        x, y, w, h = (int(round(v * scale)) for v in region["bbox"])
+        colour = class_colour(seed["fused_class"], classes)
+        thickness = 3 if "measured_class" in seed else 2
+        cv2.rectangle(small, (x, y), (x + w, y + h), colour, thickness)
+    return small.astype(np.uint8, copy=False)

@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from appliance.cli import accounts, backup, cameras, doctor, records, sample
+from appliance.cli import accounts, backup, cameras, doctor, records, sample, ui
 from appliance.cli.common import USER_ERRORS, UsageError
 from appliance.inspection import InspectionCancelled
 from appliance.logs import configure_logging
@@ -21,7 +21,7 @@ from drivers.base import CameraError
 log = logging.getLogger("seedqa")
 
 #: The modules whose commands make up `seedqa`, in the order `--help` lists them.
-COMMAND_MODULES = (sample, records, accounts, cameras, backup, doctor)
+COMMAND_MODULES = (sample, records, accounts, cameras, backup, doctor, ui)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -47,7 +47,13 @@ from appliance.records.signing import (
     verify_export,
 )
 from appliance.rigs import Ask, RigHandle
-from appliance.samples import SampleInfo, StoredSample, capture_sample
+from appliance.samples import (
+    InspectedSample,
+    SampleInfo,
+    StoredSample,
+    inspect_sample,
+    save_inspected,
+)
 from appliance.store.models import AuditEntry, Calibration
 from calibration import CalibrationError, CalibrationRecord
 
@@ -142,13 +148,49 @@ class Records(AccessControl):
     ) -> StoredSample:
         """Capture, measure and store one sample; its audit row commits with it.
 
-        A signed-in operator is recorded as the sample's operator, whatever name
-        `info` carries. The row records the SHA-256 of the stored content, which
-        `verify_audit` compares with what is stored later.
+        `inspect_sample` then `accept`. A signed-in operator is recorded as the
+        sample's operator, whatever name `info` carries.
         """
         self.require(actor, Action.CAPTURE, f"lot:{info.lot}")
         if actor.registered:
             info = replace(info, operator=actor.name)
+        report = progress or (lambda step, fraction: None)
+        inspected = inspect_sample(
+            handle,
+            calibration,
+            info,
+            classifier=classifier,
+            recipe=recipe,
+            ask=ask,
+            progress=report,
+            cancel=cancel,
+        )
+        report("saving", 0.9)
+        stored = self.accept(actor, inspected, classifier=classifier)
+        report("done", 1.0)
+        return stored
+
+    def accept(
+        self,
+        actor: Actor,
+        inspected: InspectedSample,
+        *,
+        classifier: SeedClassifier | None,
+    ) -> StoredSample:
+        """Store a measured sample the operator accepted, with its audit row.
+
+        The row commits in the sample's transaction and records the SHA-256 of
+        the stored content, which `verify_audit` compares with what is stored
+        later. A signed-in operator is recorded as the sample's operator.
+        """
+        info = inspected.info
+        self.require(actor, Action.CAPTURE, f"lot:{info.lot}")
+        if actor.registered and info.operator != actor.name:
+            info = replace(info, operator=actor.name)
+            sample = {**inspected.report["sample"], "operator": actor.name}
+            inspected = replace(
+                inspected, info=info, report={**inspected.report, "sample": sample}
+            )
 
         def audit_capture(session: Session, sample_id: int) -> None:
             if classifier is not None:
@@ -162,7 +204,7 @@ class Records(AccessControl):
                     "code": info.code,
                     "recipe": info.recipe,
                     "operator": info.operator,
-                    "calibration_id": calibration[0],
+                    "calibration_id": inspected.calibration_id,
                     "model_sha256": None
                     if classifier is None
                     else classifier.bundle.sha256,
@@ -171,19 +213,7 @@ class Records(AccessControl):
                 session=session,
             )
 
-        return capture_sample(
-            handle,
-            calibration,
-            self.db,
-            self.images,
-            info,
-            classifier=classifier,
-            recipe=recipe,
-            ask=ask,
-            progress=progress,
-            cancel=cancel,
-            after_save=audit_capture,
-        )
+        return save_inspected(self.db, self.images, inspected, after_save=audit_capture)
 
     def _note_model(
         self, session: Session, actor: Actor, recipe: str, classifier: SeedClassifier

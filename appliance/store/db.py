@@ -7,6 +7,7 @@ directory, and a lab with many rigs can point them all at one PostgreSQL server.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +23,11 @@ from sqlalchemy.pool import ConnectionPoolEntry
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+#: Alembic runs a migration through module-level proxies (`alembic.context`), so two
+#: threads migrating at once break each other; the app opens the database from
+#: several worker threads.
+_MIGRATION_LOCK = threading.Lock()
 
 #: Set on every SQLite connection. WAL lets the UI read history while a sample is
 #: being written; `synchronous=NORMAL` is safe with WAL (a power cut may lose the
@@ -132,7 +138,7 @@ def upgrade_engine(engine: Engine, revision: str = "head") -> None:
         The target revision; ``"head"`` is the newest.
     """
     config = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.connect() as connection:
+    with _MIGRATION_LOCK, engine.connect() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 

@@ -655,7 +655,14 @@ def get_sample(db: Database, sample_id: int) -> SampleRecord:
 
 
 def list_samples(
-    db: Database, *, lot: str | None = None, limit: int | None = None
+    db: Database,
+    *,
+    lot: str | None = None,
+    operator: str | None = None,
+    recipe: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int | None = None,
 ) -> list[SampleListing]:
     """Return stored samples, newest capture first.
 
@@ -665,6 +672,11 @@ def list_samples(
         The open database.
     lot : str, optional
         Only the samples of this lot.
+    operator, recipe : str, optional
+        Only the samples run by this operator, or with this recipe.
+    since, until : datetime, optional
+        Only the samples captured at or after `since` and before `until`
+        (timezone-aware).
     limit : int, optional
         At most this many samples.
 
@@ -686,6 +698,16 @@ def list_samples(
     )
     if lot is not None:
         query = query.where(Sample.lot == lot)
+    if operator is not None:
+        query = query.where(Sample.operator == operator)
+    if recipe is not None:
+        query = query.where(Sample.recipe == recipe)
+    if since is not None:
+        _require_aware(since, "since")
+        query = query.where(Sample.captured_at >= since)
+    if until is not None:
+        _require_aware(until, "until")
+        query = query.where(Sample.captured_at < until)
     if limit is not None:
         query = query.limit(limit)
 

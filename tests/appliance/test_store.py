@@ -203,6 +203,28 @@ def test_upgrade_twice_is_harmless(
     assert get_sample(db, sample_id).code == "S-0001"
 
 
+def test_threads_may_open_one_database_at_once(db_url: str) -> None:
+    import threading
+
+    errors: list[BaseException] = []
+    start = threading.Barrier(3)
+
+    def open_it() -> None:
+        start.wait()
+        try:
+            Database.open(db_url).close()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+
+
 def test_saved_sample_round_trips(db: Database, image_store: ImageStore) -> None:
     sample_id = _save(db, image_store)
 
