@@ -8,7 +8,8 @@ dimension separate ``foreign_particles`` from held-out grains.
 
     .venv/bin/python bench/flow_bpd.py --out out/flow-bpd [--jobs 2]
 
-Each run uses one CPU thread; ``--jobs`` runs that many at once.
+Each run uses one CPU thread; ``--jobs`` runs that many at once. A run whose model
+file is there resumes from it (and a finished one is only scored again).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def datasets(wheat: Path) -> dict[str, dict[str, list[str]]]:
         "wheat grain 32x32": {
             "data": ["--data", str(wheat), "--classes", "grain", "--size", "32"],
             "model": ["--levels", "2", "--steps", "4", "--parameters", "300000"],
-            "budget": ["--iterations", "300", "--batch-size", "32"],
+            "budget": ["--iterations", "200", "--batch-size", "32"],
             "bpd": ["--against", "foreign_particles"],
         },
     }
@@ -76,6 +77,7 @@ def run_arm(
         "100",
         "--out",
         str(model),
+        "--resume",
     ]
     start = time.perf_counter()
     with open(out / f"{tag}.log", "w") as log:

@@ -299,7 +299,7 @@ def hidden_for(config: FlowConfig, parameters: int) -> int:
 
     So that variants are compared at equal parameter count.
     """
-    lo, hi = 1, 4096
+    lo, hi = 1, 2048
 
     def count(hidden: int) -> int:
         with torch.device("meta"):

@@ -29,6 +29,15 @@ LAYERS = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # The tests share a small machine; one thread avoids oversubscription stalls.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _perturbed(layer: torch.nn.Module, seed: int, scale: float = 0.1):
     # Zero-initialised and identity-initialised layers would pass any test: move
     # every weight off its starting value.
