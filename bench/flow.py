@@ -17,6 +17,8 @@ from models.flow.timing import run_benchmark
 
 TARGETS = {
     "cinc layer, sequential / wavefront inverse": ">= 20",
+    "cinc layer, one image, sequential / wavefront inverse": ">= 20",
+    "cinc layer, wavefront inverse / forward": "-",
     "cinc sampling, sequential / wavefront inverse": ">= 20",
     "cinc / emerging sampling (emerging sequential, as its paper)": "<= 0.6",
     "cinc / emerging sampling (both wavefront)": "<= 0.6",
@@ -55,6 +57,9 @@ def main() -> None:
     print(f"one 3x3 layer inverse on ({args.images}, 12, {args.size}, {args.size})")
     for name, seconds in result["layer_inverse_s"].items():
         print(f"  {name:<28} {seconds:8.3f}")
+    print(f"the same on one image (1, 12, {args.size}, {args.size})")
+    for name, seconds in result["layer_inverse_one_image_s"].items():
+        print(f"  {name:<28} {seconds:8.4f}")
     print("ratios (target)")
     for name, value in result["ratios"].items():
         print(f"  {name:<62} {value:7.2f}  ({TARGETS[name]})")

@@ -81,15 +81,17 @@ def time_sampling(
 def time_layer_inverse(
     channels: int, size: int, *, batch: int, repeats: int = 3, seed: int = 0
 ) -> dict[str, float]:
-    """Time the inverses of one CInC and one Emerging 3x3 convolution, seconds.
+    """Time one CInC and one Emerging 3x3 convolution on (batch, C, size, size).
 
-    Returns the fast (wavefront) and sequential (pixel by pixel) inverse of each.
+    Returns seconds for the CInC forward pass (the floor an inverse is held to)
+    and for the fast (wavefront) and sequential (pixel by pixel) inverse of each.
     """
     torch.manual_seed(seed)
     cinc, emerging = CInCConv2d(channels), EmergingConv2d(channels)
     y = torch.randn(batch, channels, size, size)
     out = {}
     with torch.no_grad():
+        out["cinc forward"] = best_of(lambda: cinc(y), repeats)
         for name, layer in (("cinc", cinc), ("emerging", emerging)):
             out[f"{name} wavefront"] = best_of(lambda m=layer: m.inverse(y), repeats)
             out[f"{name} sequential"] = best_of(
@@ -116,7 +118,8 @@ def run_benchmark(
     dict
         ``sampling``: seconds per variant (Glow, Emerging and CInC with their
         fast inverses; Emerging and CInC with their pixel-by-pixel ones);
-        ``layer``: one 3x3 layer's inverses on a (n, 12, size, size) tensor;
+        ``layer_inverse_s``: one 3x3 layer on a (n, 12, size, size) tensor, and
+        ``layer_inverse_one_image_s`` on one image;
         ``ratios``: the figures the CInC paper compares; ``setup``.
     """
     torch.set_num_threads(threads)
@@ -137,6 +140,7 @@ def run_benchmark(
         if progress:
             progress(f"{t.name}: {t.seconds:.3f} s")
     layer = time_layer_inverse(12, size, batch=n)
+    single = time_layer_inverse(12, size, batch=1)
     if progress:
         progress("single-layer inverses timed")
 
@@ -148,6 +152,12 @@ def run_benchmark(
         / cinc,
         "cinc layer, sequential / wavefront inverse": layer["cinc sequential"]
         / layer["cinc wavefront"],
+        "cinc layer, one image, sequential / wavefront inverse": single[
+            "cinc sequential"
+        ]
+        / single["cinc wavefront"],
+        "cinc layer, wavefront inverse / forward": layer["cinc wavefront"]
+        / layer["cinc forward"],
         "cinc / emerging sampling (emerging sequential, as its paper)": cinc
         / sampling["emerging+affine sequential"],
         "cinc / emerging sampling (both wavefront)": cinc / sampling["emerging+affine"],
@@ -166,5 +176,6 @@ def run_benchmark(
         },
         "sampling_s": sampling,
         "layer_inverse_s": layer,
+        "layer_inverse_one_image_s": single,
         "ratios": ratios,
     }
