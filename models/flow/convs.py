@@ -143,7 +143,11 @@ class MaskedInvertibleConv2d(nn.Module):
         return y, logdet.expand(x.shape[0])
 
     def inverse(self, y: Tensor) -> Tensor:
-        """Return the `x` with ``forward(x)[0] == y``, one wavefront per step."""
+        """Return the `x` with ``forward(x)[0] == y``, one wavefront per step.
+
+        The weights are detached: the inverse serves sampling and checks, and
+        passes no gradient to them.
+        """
         check_shape(y, self.channels, type(self).__name__)
         b, c, h, w = y.shape
         left, right, top, bottom = self.padding
