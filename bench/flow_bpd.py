@@ -118,7 +118,7 @@ def main() -> None:
     with ThreadPoolExecutor(args.jobs) as pool:
         rows = list(pool.map(lambda job: run_arm(args.out, *job), jobs))
     (args.out / "results.json").write_text(json.dumps(rows, indent=1))
-    print("| data | arm | hidden | weights | held-out bits/dim | AUROC | train s |")
+    print("| data | arm | hidden | weights | held-out bits/dim | AUROC | wall s |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         auroc = "-" if r["auroc"] is None else f"{r['auroc']:.3f}"

@@ -113,6 +113,8 @@ def run_benchmark(
 ) -> dict[str, object]:
     """Time sampling `n` RGB images of `size` for every variant, and the inverses.
 
+    Sets torch's thread count for the process to `threads`.
+
     Returns
     -------
     dict

@@ -126,3 +126,22 @@ def test_user_mistakes_exit_2_with_one_line(tmp_path, capsys, argv, message):
     assert message in err
     assert "Traceback" not in err
     assert len(err.splitlines()) == 1
+
+
+def test_flow_bench_times_every_variant_and_reports_ratios(capsys):
+    argv = ["flow", "bench", "--images", "2", "--size", "8", "--levels", "1",
+            "--steps", "1", "--hidden", "4", "--repeats", "1", "--json"]  # fmt: skip
+
+    assert main(argv) == 0
+
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["sampling_s"]) == {
+        "glow+affine",
+        "emerging+affine",
+        "cinc+affine",
+        "emerging+affine sequential",
+        "cinc+affine sequential",
+    }
+    assert all(s > 0 for s in result["sampling_s"].values())
+    assert result["ratios"]["cinc / glow sampling"] > 0
+    assert result["setup"]["threads"] == 1
