@@ -133,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=99, help="seed of simulated evaluation samples (99)"
     )
     p.set_defaults(run=cmd_eval)
+
+    from models.flow.cli import register as register_flow
+
+    register_flow(sub)
     return parser
 
 

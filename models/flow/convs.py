@@ -1,0 +1,350 @@
+"""Invertible spatial convolutions: CInC and the autoregressive ones of Emerging.
+
+Both are masked convolutions whose matrix, with pixels in raster order and channels
+within a pixel, is lower triangular: an output pixel reads only input pixels that
+come before it, and at its own pixel a lower-triangular channel block. The
+log-determinant is then the sum of the log-diagonal, and the inverse is a forward
+substitution.
+
+The CInC convolution ("CInC Flow: Characterizable Invertible 3x3 Convolution") is a
+plain k x k convolution padded only on the top and the left, so the output at
+``(i, j)`` reads the inputs at rows ``i-k+1..i`` and columns ``j-k+1..j``; the tap
+that reads ``(i, j)`` itself is the bottom-right one, and only that tap's channel
+block is masked. Every pixel depends only on pixels of earlier anti-diagonals
+(``i + j`` smaller), so a whole anti-diagonal inverts in one batched step: an
+H x W image in H + W - 1 steps.
+
+The autoregressive convolution of "Emerging Convolutions for Generative Normalizing
+Flows" is centred (padded k // 2 on every side) and masked to the rows above and
+the pixels to the left. An output reads the row above up to ``k // 2`` columns to
+its right, so anti-diagonals do not separate it; the skewed wavefront
+``(k // 2 + 1) * i + j`` does, in ``(k // 2 + 1) * (H - 1) + W`` steps. The
+Emerging convolution chains one such convolution with its mirror image.
+
+The diagonal of each centre block is ``exp(log_diagonal)``, never zero, so every
+layer here is invertible for any weights; with ``log_diagonal = 0`` (the
+initialisation) it is the unit-diagonal case.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class _Wavefront:
+    """The order in which an H x W image is solved.
+
+    Attributes
+    ----------
+    pixels : (H*W,) int64 Tensor
+        Raster indices of the pixels, sorted by step.
+    padded : (H*W,) int64 Tensor
+        The same pixels' raster indices in the padded image.
+    steps : tuple of (int, int, Tensor)
+        Per step: the run ``start:stop`` of `pixels` it solves, and the padded
+        raster indices of their windows, (stop - start) * k * k of them.
+    """
+
+    pixels: Tensor
+    padded: Tensor
+    steps: tuple[tuple[int, int, Tensor], ...]
+
+
+class InvalidFlowShape(ValueError):
+    """A flow layer got a tensor whose shape it cannot take."""
+
+
+def check_shape(x: Tensor, channels: int, layer: str) -> None:
+    """Raise `InvalidFlowShape` unless `x` is (B, channels, H, W)."""
+    if x.dim() != 4 or x.shape[1] != channels:
+        raise InvalidFlowShape(
+            f"{layer} takes (B, {channels}, H, W) tensors, got {tuple(x.shape)}"
+        )
+
+
+class MaskedInvertibleConv2d(nn.Module):
+    """A k x k convolution masked to a triangular matrix, with its exact inverse.
+
+    Subclasses choose the padding, which taps are kept and the wavefront skew
+    under which every pixel depends only on earlier steps.
+
+    Parameters
+    ----------
+    channels : int
+        Input and output channels, C.
+    kernel_size : int
+        Odd kernel side, k.
+    padding : tuple of int
+        ``(left, right, top, bottom)`` zero padding, as `torch.nn.functional.pad`.
+    centre : tuple of int
+        Kernel position ``(row, col)`` of the tap that reads the output's own pixel.
+    taps : (k, k) bool Tensor
+        Kernel positions kept (the centre included, where only its lower-triangular
+        channel block is used).
+    skew : int
+        Pixels ``(i, j)`` with equal ``skew * i + j`` are independent of one another.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        kernel_size: int,
+        *,
+        padding: tuple[int, int, int, int],
+        centre: tuple[int, int],
+        taps: Tensor,
+        skew: int,
+    ) -> None:
+        super().__init__()
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd and positive, got {kernel_size}")
+        if channels < 1:
+            raise ValueError(f"channels must be positive, got {channels}")
+        self.channels = channels
+        self.kernel_size = kernel_size
+        self.padding = padding
+        self.centre = centre
+        self.skew = skew
+
+        mask = taps.to(torch.float32)[None, None].repeat(channels, channels, 1, 1)
+        mask[:, :, centre[0], centre[1]] = torch.tril(
+            torch.ones(channels, channels), diagonal=-1
+        )
+        self.register_buffer("mask", mask)
+        spot = torch.zeros(kernel_size, kernel_size)
+        spot[centre] = 1.0
+        self.register_buffer("spot", spot)
+        # Small taps around an identity map: the layer starts near the identity.
+        std = 0.05 / math.sqrt(channels * kernel_size * kernel_size)
+        self.weight = nn.Parameter(
+            torch.randn(channels, channels, kernel_size, kernel_size) * std
+        )
+        self.log_diagonal = nn.Parameter(torch.zeros(channels))
+        self._orders: dict[tuple[int, int, str], _Wavefront] = {}
+
+    def kernel(self) -> Tensor:
+        """Return the effective (C, C, k, k) weight: masked, diagonal added."""
+        mask: Tensor = self.mask  # type: ignore[assignment]
+        spot: Tensor = self.spot  # type: ignore[assignment]
+        diagonal = torch.diag_embed(self.log_diagonal.exp())
+        return self.weight * mask + diagonal[:, :, None, None] * spot
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Convolve `x`; return ``(y, logdet)``, logdet of shape (B,)."""
+        check_shape(x, self.channels, type(self).__name__)
+        y = F.conv2d(F.pad(x, self.padding), self.kernel())
+        logdet = self.log_diagonal.sum() * (x.shape[2] * x.shape[3])
+        return y, logdet.expand(x.shape[0])
+
+    def inverse(self, y: Tensor) -> Tensor:
+        """Return the `x` with ``forward(x)[0] == y``, one wavefront per step.
+
+        The weights are detached: the inverse serves sampling and checks, and
+        passes no gradient to them.
+        """
+        check_shape(y, self.channels, type(self).__name__)
+        b, c, h, w = y.shape
+        left, right, top, bottom = self.padding
+        wp = w + left + right
+        k = self.kernel_size
+        weight = self.kernel().detach()
+        centre = weight[:, :, self.centre[0], self.centre[1]]
+        solve = torch.linalg.inv(centre).T
+        # A pixel's window of all channels is one row, so a step is one gather and
+        # one matrix product: x = (y - window @ W.T) @ inv(C).T, with the y part
+        # done for every pixel at once, in wavefront order.
+        taps = weight.permute(2, 3, 1, 0).reshape(k * k * c, c) @ solve
+        order = self._wavefront(h, w, y.device)
+        pixels = y.detach().permute(0, 2, 3, 1).reshape(b, h * w, c)
+        known = pixels.index_select(1, order.pixels) @ solve
+
+        x = y.new_zeros(b, (h + top + bottom) * wp, c)
+        for start, stop, window in order.steps:
+            rows = x.index_select(1, window).reshape(b, stop - start, k * k * c)
+            x.index_copy_(
+                1, order.padded[start:stop], known[:, start:stop] - rows @ taps
+            )
+        x = x.reshape(b, h + top + bottom, wp, c)[:, top : top + h, left : left + w]
+        return x.permute(0, 3, 1, 2).contiguous()
+
+    def inverse_sequential(self, y: Tensor) -> Tensor:
+        """Return the same as `inverse`, one pixel per step in raster order.
+
+        The plain reference the wavefront inverse is checked and timed against:
+        each pixel is a window product and a triangular solve of its channels.
+        """
+        check_shape(y, self.channels, type(self).__name__)
+        b, c, h, w = y.shape
+        left, right, top, bottom = self.padding
+        k = self.kernel_size
+        weight = self.kernel().detach()
+        centre = weight[:, :, self.centre[0], self.centre[1]]
+        target = y.detach()
+
+        x = y.new_zeros(b, c, h + top + bottom, w + left + right)
+        for i in range(h):
+            for j in range(w):
+                window = x[:, :, i : i + k, j : j + k]
+                rest = target[:, :, i, j] - torch.einsum(
+                    "bcuv,ocuv->bo", window, weight
+                )
+                x[:, :, i + top, j + left] = torch.linalg.solve_triangular(
+                    centre, rest.T, upper=False
+                ).T
+        return x[:, :, top : top + h, left : left + w]
+
+    def _wavefront(self, h: int, w: int, device: torch.device) -> _Wavefront:
+        key = (h, w, str(device))
+        if key not in self._orders:
+            self._orders[key] = self._make_wavefront(h, w, device)
+        return self._orders[key]
+
+    def _make_wavefront(self, h: int, w: int, device: torch.device) -> _Wavefront:
+        left, right, top, _ = self.padding
+        wp = w + left + right
+        ii, jj = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+        ii, jj = ii.reshape(-1), jj.reshape(-1)
+        # Stable sort by wavefront index: each step is a contiguous run.
+        pixels = torch.sort(self.skew * ii + jj, stable=True).indices
+        counts = torch.bincount(self.skew * ii[pixels] + jj[pixels]).tolist()
+        i, j = ii[pixels], jj[pixels]
+        # Output (i, j) reads padded rows i..i+k-1 and columns j..j+k-1, (u, v)
+        # in the same order as the taps' rows.
+        u = torch.arange(self.kernel_size)
+        windows = (i[:, None, None] + u[None, :, None]) * wp + (
+            j[:, None, None] + u[None, None, :]
+        )
+        windows = windows.reshape(len(pixels), -1)
+
+        steps, start = [], 0
+        for n in counts:
+            stop = start + n
+            steps.append((start, stop, windows[start:stop].reshape(-1).to(device)))
+            start = stop
+        return _Wavefront(
+            pixels=pixels.to(device),
+            padded=((i + top) * wp + j + left).to(device),
+            steps=tuple(steps),
+        )
+
+
+class CInCConv2d(MaskedInvertibleConv2d):
+    """The CInC invertible convolution: padded on the top and the left only.
+
+    ``forward(x)`` returns ``(y, logdet)`` with logdet of shape (B,), equal to
+    ``H * W * sum(log_diagonal)``; ``inverse(y)`` returns x in H + W - 1 batched
+    anti-diagonal steps.
+
+    Parameters
+    ----------
+    channels : int
+        Input and output channels.
+    kernel_size : int
+        Odd kernel side (3 by default, any odd size works).
+
+    Examples
+    --------
+    >>> conv = CInCConv2d(4)
+    >>> x = torch.randn(2, 4, 8, 8)
+    >>> y, logdet = conv(x)
+    >>> bool((conv.inverse(y) - x).abs().max() < 1e-5)
+    True
+    """
+
+    def __init__(self, channels: int, kernel_size: int = 3) -> None:
+        k = kernel_size
+        super().__init__(
+            channels,
+            k,
+            padding=(k - 1, 0, k - 1, 0),
+            centre=(k - 1, k - 1),
+            taps=torch.ones(k, k, dtype=torch.bool),
+            skew=1,
+        )
+
+
+class AutoregressiveConv2d(MaskedInvertibleConv2d):
+    """A centred convolution masked to the rows above and the pixels to the left.
+
+    One half of an Emerging convolution. Its inverse runs in
+    ``(k // 2 + 1) * (H - 1) + W`` skewed-wavefront steps.
+    """
+
+    def __init__(self, channels: int, kernel_size: int = 3) -> None:
+        k, c = kernel_size, kernel_size // 2
+        taps = torch.zeros(k, k, dtype=torch.bool)
+        taps[:c] = True
+        taps[c, : c + 1] = True
+        super().__init__(
+            channels,
+            k,
+            padding=(c, c, c, c),
+            centre=(c, c),
+            taps=taps,
+            skew=c + 1,
+        )
+
+
+class _Mirrored(nn.Module):
+    """An autoregressive convolution run on the image turned by 180 degrees.
+
+    Flipping both axes and the channel order makes it read the rows below, the
+    pixels to the right and an upper-triangular centre block.
+    """
+
+    def __init__(self, conv: AutoregressiveConv2d) -> None:
+        super().__init__()
+        self.conv = conv
+
+    @staticmethod
+    def _turn(x: Tensor) -> Tensor:
+        return x.flip(1, 2, 3)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        y, logdet = self.conv(self._turn(x))
+        return self._turn(y), logdet
+
+    def inverse(self, y: Tensor, *, sequential: bool = False) -> Tensor:
+        solve = self.conv.inverse_sequential if sequential else self.conv.inverse
+        return self._turn(solve(self._turn(y)))
+
+
+class EmergingConv2d(nn.Module):
+    """The Emerging convolution: an autoregressive convolution and its mirror.
+
+    Its receptive field covers the whole k x k square, as an unmasked convolution,
+    at the cost of two triangular solves in the inverse.
+
+    Parameters
+    ----------
+    channels : int
+        Input and output channels.
+    kernel_size : int
+        Odd kernel side (3).
+    """
+
+    def __init__(self, channels: int, kernel_size: int = 3) -> None:
+        super().__init__()
+        self.channels = channels
+        self.first = AutoregressiveConv2d(channels, kernel_size)
+        self.second = _Mirrored(AutoregressiveConv2d(channels, kernel_size))
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Convolve `x`; return ``(y, logdet)``, logdet of shape (B,)."""
+        h, logdet_a = self.first(x)
+        y, logdet_b = self.second(h)
+        return y, logdet_a + logdet_b
+
+    def inverse(self, y: Tensor) -> Tensor:
+        """Return x, each half by its skewed wavefront."""
+        return self.first.inverse(self.second.inverse(y))
+
+    def inverse_sequential(self, y: Tensor) -> Tensor:
+        """Return x, pixel by pixel in raster order as Emerging's own inverse."""
+        return self.first.inverse_sequential(self.second.inverse(y, sequential=True))
