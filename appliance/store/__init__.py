@@ -1,8 +1,8 @@
 """Database storage.
 
-Samples, captures, seeds, calibrations and labelling rounds live in a SQL database (SQLite by default,
-WAL journal, foreign keys on; any SQLAlchemy URL works) migrated by Alembic; images
-live beside it as files named by their SHA-256.
+Samples, captures, seeds, calibrations and labelling rounds live in a SQL database
+(SQLite by default, WAL journal, foreign keys on; any SQLAlchemy URL works) migrated
+by Alembic; images live beside it as files named by their SHA-256.
 """
 
 from appliance.store.db import (

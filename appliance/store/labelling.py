@@ -15,7 +15,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Integer, String, UniqueConstraint, select
+from sqlalchemy import (
+    JSON,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+    select,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from appliance.store.db import Database
@@ -224,7 +232,9 @@ def create_round(
         session.add(row)
         session.flush()
         round_id = row.id
-    log.info("labelling round %d stored: %d items by %s", round_id, len(items), strategy)
+    log.info(
+        "labelling round %d stored: %d items by %s", round_id, len(items), strategy
+    )
     return round_id
 
 
@@ -281,8 +291,9 @@ def _newest_labels(session: Any, item_ids: Sequence[int]) -> dict[int, SeedLabel
 def list_rounds(db: Database) -> list[RoundRecord]:
     """Return every round, oldest first, without items."""
     with db.session() as session:
-        ids = session.scalars(select(LabellingRound.id).order_by(LabellingRound.id))
-        ids = list(ids)
+        ids = list(
+            session.scalars(select(LabellingRound.id).order_by(LabellingRound.id))
+        )
     return [_without_items(get_round(db, i)) for i in ids]
 
 
@@ -405,7 +416,7 @@ def labelled_seed_ids(db: Database) -> set[int]:
         ids = session.scalars(
             select(SeedLabel.seed_id).where(SeedLabel.seed_id.is_not(None))
         )
-        return {int(i) for i in ids}
+        return {int(i) for i in ids if i is not None}
 
 
 def chosen_sources(db: Database) -> set[str]:

@@ -376,7 +376,9 @@ def _kmeans(
     nearest = ((x - centres[0]) ** 2).sum(1)
     for _ in range(1, k):
         total = nearest.sum()
-        pick = rng.choice(len(x), p=nearest / total) if total > 0 else rng.integers(len(x))
+        pick = (
+            rng.choice(len(x), p=nearest / total) if total > 0 else rng.integers(len(x))
+        )
         centres.append(x[pick])
         nearest = np.minimum(nearest, ((x - x[pick]) ** 2).sum(1))
     c = np.stack(centres)

@@ -112,7 +112,7 @@ def split_pool(
 
 
 def accuracy(net: torch.nn.Module, info: BundleInfo, data: CropSet) -> float:
-    """Validation accuracy of `net` on `data`."""
+    """Return the accuracy of `net` on `data`."""
     predicted = predict_logits(net, info, data.crops).argmax(1).numpy()
     return float(np.mean(predicted == data.labels))
 

@@ -80,7 +80,8 @@ def _final_layer(net: nn.Module) -> nn.Linear:
     fc = getattr(net, "fc", None)
     if not isinstance(fc, nn.Linear):
         raise ValueError(
-            f"expected a ResNet with a linear final layer `fc`, got {type(net).__name__}"
+            "expected a ResNet with a linear final layer `fc`, got "
+            f"{type(net).__name__}"
         )
     return fc
 
