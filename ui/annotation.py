@@ -362,7 +362,8 @@ class AnnotationScreen(QWidget):
             f"model {record.model_name})"
         )
         self.status.setText(
-            "keys: " + ", ".join(f"{CLASS_KEYS[i]} {c}" for i, c in enumerate(record.classes))
+            "keys: "
+            + ", ".join(f"{CLASS_KEYS[i]} {c}" for i, c in enumerate(record.classes))
         )
         self._refresh_tiles()
         self.setFocus()
@@ -392,7 +393,9 @@ class AnnotationScreen(QWidget):
         seconds = self.batch.elapsed_s()
 
         def work(db: Database) -> int:
-            return submit_labels(db, rid, labels, labelled_by=who, seconds_spent=seconds)
+            return submit_labels(
+                db, rid, labels, labelled_by=who, seconds_spent=seconds
+            )
 
         def done(count: int) -> None:
             self.status.setText(

@@ -101,9 +101,7 @@ def test_keys_relabel_and_submit_stores_the_labels_and_who_gave_them(
     assert len(labels) == 6
 
 
-def test_click_selects_a_seed_and_the_class_button_relabels_it(
-    qtbot, labelling_round
-):
+def test_click_selects_a_seed_and_the_class_button_relabels_it(qtbot, labelling_round):
     url, images_dir, _ = labelling_round
     screen = _screen(qtbot, url, images_dir, annotator="B")
     qtbot.mouseClick(screen.tiles[4], Qt.MouseButton.LeftButton)
@@ -133,9 +131,7 @@ def test_round_accuracies_are_plotted(qtbot, labelling_round):
     assert screen.plot.points == [(round_id, 0.74)]
 
 
-def test_retrain_runs_a_separate_process_and_follows_its_epochs(
-    qtbot, labelling_round
-):
+def test_retrain_runs_a_separate_process_and_follows_its_epochs(qtbot, labelling_round):
     url, images_dir, _ = labelling_round
     screen = _screen(qtbot, url, images_dir)
     # The real builder needs minutes here; a stand-in process prints its progress

