@@ -28,11 +28,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
     from appliance.bundle import BundleError
+    from appliance.store.labelling import RoundNotFound
     from models.classifier.data import DatasetError
 
     try:
         return int(args.run(args) or 0)
-    except (BundleError, DatasetError, FileNotFoundError, ValueError) as exc:
+    except (
+        BundleError,
+        DatasetError,
+        FileNotFoundError,
+        ValueError,
+        RoundNotFound,
+    ) as exc:
         print(f"seedqa-models: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
