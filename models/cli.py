@@ -28,11 +28,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
     from appliance.bundle import BundleError
+    from appliance.store.labelling import RoundNotFound
     from models.classifier.data import DatasetError
 
     try:
         return int(args.run(args) or 0)
-    except (BundleError, DatasetError, FileNotFoundError, ValueError) as exc:
+    except (
+        BundleError,
+        DatasetError,
+        FileNotFoundError,
+        ValueError,
+        RoundNotFound,
+    ) as exc:
         print(f"seedqa-models: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -102,6 +109,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--seed", type=int, default=0, help="seed of every random choice (0)"
     )
+    p.add_argument(
+        "--round",
+        type=int,
+        metavar="ID",
+        help="record the new model's validation accuracy on this labelling round",
+    )
+    p.add_argument(
+        "--val-data",
+        type=Path,
+        metavar="DIR",
+        help="fixed validation folder DIR/<class>/* for --round (default: the "
+        "held-out part of the training data)",
+    )
     p.set_defaults(run=cmd_train)
 
     recipe = sub.add_parser("recipe", help="build and install a recipe's model bundle")
@@ -137,6 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     from models.flow.cli import register as register_flow
 
     register_flow(sub)
+
+    from models.active.cli import register as register_active
+
+    register_active(sub)
     return parser
 
 
@@ -148,6 +172,11 @@ def _data_arguments(p: argparse.ArgumentParser) -> None:
         type=int,
         metavar="N",
         help="render N samples on the simulated rig",
+    )
+    src.add_argument(
+        "--from-db",
+        action="store_true",
+        help="the seeds labelled in the annotation screen (the settings' database)",
     )
     p.add_argument(
         "--ready-crops",
@@ -166,6 +195,10 @@ def _data_arguments(p: argparse.ArgumentParser) -> None:
 def _load_data(args: argparse.Namespace, classes: Sequence[str] | None = None) -> Any:
     from models.classifier.data import folder_crops, simulated_crops
 
+    if getattr(args, "from_db", False):
+        from models.active.pool import database_training_crops
+
+        return database_training_crops(classes)
     bar = _progress_bar("rendering samples" if args.simulated else "cutting crops")
     if args.simulated is not None:
         if args.simulated < 1:
@@ -229,9 +262,39 @@ def cmd_train(args: argparse.Namespace) -> int:
         max_flips=args.max_flips,
     )
     _print_metrics(report, as_json=False)
+    if args.round is not None:
+        _record_round(args, report)
     print(f"bundle written to {report['bundle']} (sha256 {report['sha256'][:16]}...)")
     print(f"curves: {report['curves']}; confusion matrix: {report['confusion_image']}")
     return 0
+
+
+def _record_round(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    """Store the new model's validation accuracy on a labelling round."""
+    from appliance.bundle import load_bundle
+    from appliance.classifier import SeedClassifier
+    from appliance.settings import Settings
+    from appliance.store import Database, record_accuracy
+
+    accuracy = float(report["accuracy"])
+    if args.val_data is not None:
+        bundle = load_bundle(Path(report["bundle"]))
+        side = args.crop_side or bundle.info.crop.get("ready_side_px")
+        from models.classifier.data import folder_crops
+
+        val = folder_crops(
+            args.val_data,
+            size=bundle.info.input_size,
+            ready=args.ready_crops,
+            classes=bundle.info.classes,
+            side_px=float(side) if side else None,
+        )
+        predicted = SeedClassifier(bundle).predict(val.crops).argmax(axis=1)
+        accuracy = float((predicted == val.labels).mean())
+        print(f"accuracy on {args.val_data}: {100 * accuracy:.1f}%")
+    with Database.open(Settings.load().database_url) as db:
+        record_accuracy(db, args.round, accuracy, model_sha256=report["sha256"])
+    print(f"labelling round {args.round}: validation accuracy {100 * accuracy:.1f}%")
 
 
 def cmd_recipe_build(args: argparse.Namespace) -> int:

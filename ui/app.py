@@ -24,6 +24,7 @@ from appliance.rigs import RigHandle, RigKind, open_rig
 from appliance.samples import SampleInfo
 from appliance.settings import Settings
 from drivers.base import VIEWS, View
+from ui.annotation import AnnotationScreen
 from ui.display import NoDisplay, check_display
 from ui.errors import ErrorHandler
 from ui.history_screen import HistoryScreen
@@ -100,6 +101,12 @@ class MainWindow(QMainWindow):
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.inspect, "Inspect")
         self.tabs.addTab(self.history, "History")
+        self.annotate = AnnotationScreen(
+            settings.database_url,
+            settings.images_dir,
+            models_dir=settings.models_dir / "active",
+        )
+        self.tabs.addTab(self.annotate, "Annotate")
         self.tabs.currentChanged.connect(self._tab_changed)
         self.setCentralWidget(self.tabs)
         self._problems: dict[str, str] = {}
@@ -281,6 +288,9 @@ class MainWindow(QMainWindow):
     def _tab_changed(self, index: int) -> None:
         if self.tabs.widget(index) is self.history:
             self.history.refresh()
+        elif self.tabs.widget(index) is self.annotate and self.annotate.batch is None:
+            self.annotate.load_round()
+            self.annotate.refresh_history()
 
     # Lifetime.
 
@@ -298,6 +308,7 @@ class MainWindow(QMainWindow):
             if not thread.wait(15000):
                 log.warning("thread %s did not stop in 15 s", thread.objectName())
         self.threads = []
+        self.annotate.shutdown()
         self.errors.uninstall()
 
     def closeEvent(self, event: QCloseEvent | None) -> None:  # noqa: N802 - Qt's name

@@ -1,8 +1,8 @@
 """Database storage.
 
-Samples, captures, seeds and calibrations live in a SQL database (SQLite by default,
-WAL journal, foreign keys on; any SQLAlchemy URL works) migrated by Alembic; images
-live beside it as files named by their SHA-256.
+Samples, captures, seeds, calibrations and labelling rounds live in a SQL database
+(SQLite by default, WAL journal, foreign keys on; any SQLAlchemy URL works) migrated
+by Alembic; images live beside it as files named by their SHA-256.
 """
 
 from appliance.store.db import (
@@ -20,6 +20,19 @@ from appliance.store.images import (
     check_sha256,
     decode_png,
     encode_png,
+)
+from appliance.store.labelling import (
+    ItemInput,
+    ItemRecord,
+    LabelRecord,
+    RoundNotFound,
+    RoundRecord,
+    create_round,
+    get_round,
+    list_rounds,
+    record_accuracy,
+    submit_labels,
+    training_labels,
 )
 from appliance.store.repository import (
     CalibrationEntry,
@@ -48,6 +61,11 @@ __all__ = [
     "ImageEncodeError",
     "ImageNotFound",
     "ImageStore",
+    "ItemInput",
+    "ItemRecord",
+    "LabelRecord",
+    "RoundNotFound",
+    "RoundRecord",
     "RigMismatch",
     "SampleListing",
     "SampleNotFound",
@@ -56,15 +74,21 @@ __all__ = [
     "alembic_config",
     "check_sha256",
     "create_engine_for",
+    "create_round",
     "decode_png",
     "encode_png",
     "get_calibration",
+    "get_round",
     "get_sample",
     "latest_calibration",
+    "list_rounds",
     "list_samples",
+    "record_accuracy",
     "save_calibration",
     "save_sample",
     "sqlite_url",
+    "submit_labels",
+    "training_labels",
     "upgrade",
     "upgrade_engine",
 ]

@@ -520,16 +520,8 @@ upgrade(sys.argv[1])
 print("done", flush=True)
 sys.stdin.read()
 """
-SCHEMA_TABLES = {
-    "rigs",
-    "calibrations",
-    "samples",
-    "captures",
-    "seeds",
-    "users",
-    "amendments",
-    "audit_log",
-}
+#: Every table the models declare (the migrations must create all of them).
+SCHEMA_TABLES = set(Base.metadata.tables)
 MIGRATION_KILLS = 20
 #: Kill delays are drawn from 0 to this many times the upgrade's own duration, so
 #: most kills land before or inside the migration on fast and slow machines alike.
