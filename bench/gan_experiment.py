@@ -15,7 +15,7 @@ steps over the same real training crops):
 Each arm runs with several seeds (classifier initialisation and order; the
 generated seeds are drawn anew per seed). Results go to ``OUT/results.json``
 (appended as they come, so a partial run is still readable) and the generated
-images' quality, judged by the ``balanced`` arm's seed-0 classifier, to
+images' quality, judged by the ``weighted`` arm's seed-0 classifier, to
 ``OUT/<dataset>/quality.json``.
 
 Run: ``python bench/gan_experiment.py --out out/gan-experiment --dataset maize``
@@ -100,6 +100,58 @@ def wheat_sets(seed: int, root: Path) -> tuple[CropSet, CropSet]:
     return (
         data.subset(np.sort(np.concatenate(train_idx))),
         data.subset(np.sort(np.concatenate(test_idx))),
+    )
+
+
+def load_sets(args: argparse.Namespace, out: Path) -> tuple[CropSet, CropSet]:
+    """Make the dataset's training and test crops once; share them between stages.
+
+    The first stage to start makes them and writes ``OUT/sets.npz``; the other
+    waits for that file.
+    """
+    cache, lock = out / "sets.npz", out / "sets.making"
+    if not cache.exists() and not lock.exists():
+        lock.touch()
+        started = time.perf_counter()
+        if args.dataset == "maize":
+            train_set, test_set = maize_sets(0)
+        else:
+            train_set, test_set = wheat_sets(0, args.wheat)
+        np.savez(
+            out / "sets.tmp.npz",
+            train_crops=train_set.crops,
+            train_labels=train_set.labels,
+            test_crops=test_set.crops,
+            test_labels=test_set.labels,
+            classes=np.array(train_set.classes),
+        )
+        (out / "sets.tmp.npz").rename(cache)
+        lock.unlink()
+        log.info("data made in %.0f s", time.perf_counter() - started)
+    while not cache.exists():
+        time.sleep(10)
+    with np.load(cache) as z:
+        classes = tuple(str(c) for c in z["classes"])
+        sets = tuple(
+            _as_set(z[f"{part}_crops"], z[f"{part}_labels"], classes, args.dataset)
+            for part in ("train", "test")
+        )
+    return sets[0], sets[1]
+
+
+def _as_set(
+    crops: np.ndarray, labels: np.ndarray, classes: tuple[str, ...], name: str
+) -> CropSet:
+    n = len(labels)
+    return CropSet(
+        crops,
+        labels.astype(np.int64),
+        classes,
+        np.arange(n, dtype=np.int64),
+        np.full(n, -1, np.int64),
+        labels.astype(np.int64),
+        (),
+        {"kind": "experiment", "dataset": name},
     )
 
 
@@ -193,7 +245,7 @@ def run_arm(
         "config": asdict(config),
         "seconds": round(seconds, 1),
     }
-    if arm == "balanced" and seed == args.seeds[0]:
+    if arm == "weighted" and seed == args.seeds[0]:
         save_bundle(
             args.out / args.dataset / "judge.safetensors", info, net.state_dict()
         )
@@ -206,12 +258,18 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("out/gan-experiment"))
     parser.add_argument("--wheat", type=Path, default=WHEAT.resolve())
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--classifier-size", type=int, default=32)
-    parser.add_argument("--gan-iterations", type=int, default=1000)
+    parser.add_argument("--gan-iterations", type=int, default=200)
     parser.add_argument("--gan-channels", type=int, default=8)
     parser.add_argument("--gan-batch", type=int, default=16)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--stage",
+        choices=["arms", "gan"],
+        default="arms",
+        help="arms: the classifiers (waits for the generator); gan: train the GAN",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
@@ -223,18 +281,9 @@ def main() -> None:
     )
     done = {(r["arm"], r["seed"]) for r in results}
 
-    started = time.perf_counter()
-    if args.dataset == "maize":
-        train_set, test_set = maize_sets(0)
-    else:
-        train_set, test_set = wheat_sets(0, args.wheat)
-    data_seconds = time.perf_counter() - started
+    train_set, test_set = load_sets(args, out)
     log.info(
-        "%s: train %s, test %s (%.0f s)",
-        args.dataset,
-        train_set.counts(),
-        test_set.counts(),
-        data_seconds,
+        "%s: train %s, test %s", args.dataset, train_set.counts(), test_set.counts()
     )
 
     def record(result: dict[str, Any]) -> None:
@@ -250,10 +299,11 @@ def main() -> None:
             result["seconds"],
         )
 
-    for seed in args.seeds:
-        for arm in ARMS[:3]:
-            if (arm, seed) not in done:
-                record(run_arm(arm, seed, train_set, test_set, args, None))
+    if args.stage == "arms":
+        for seed in args.seeds:
+            for arm in ("none", "weighted"):
+                if (arm, seed) not in done:
+                    record(run_arm(arm, seed, train_set, test_set, args, None))
 
     gan_dir = out / "gan"
     gan_config = GanConfig(
@@ -269,7 +319,10 @@ def main() -> None:
         seed=0,
     )
     generator_path = gan_dir / "generator.safetensors"
-    if not generator_path.exists():
+    if args.stage == "arms":
+        while not generator_path.exists():  # trained by the ``gan`` stage
+            time.sleep(20)
+    else:
         started = time.perf_counter()
         train_gan(
             train_set.crops,
@@ -278,12 +331,13 @@ def main() -> None:
             gan_config,
             out_dir=gan_dir,
             resume=True,
-            checkpoint_every=100,
-            sample_every=250,
+            checkpoint_every=50,
+            sample_every=100,
             show_progress=False,
             trained_on={"experiment": args.dataset},
         )
         (out / "gan_seconds.txt").write_text(f"{time.perf_counter() - started:.0f}\n")
+        return
     for seed in args.seeds:
         if ("gan", seed) not in done:
             record(run_arm("gan", seed, train_set, test_set, args, generator_path))
@@ -311,6 +365,11 @@ def main() -> None:
     )["per_class"]
     (out / "quality.json").write_text(json.dumps(quality, indent=1))
     log.info("quality: %s", json.dumps(quality["overall"]))
+
+    # Balanced sampling last: the arm the budget can most easily spare.
+    for seed in args.seeds:
+        if ("balanced", seed) not in done:
+            record(run_arm("balanced", seed, train_set, test_set, args, None))
 
 
 if __name__ == "__main__":

@@ -77,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="class-balanced sampling of training crops",
     )
     p.add_argument(
+        "--class-weighted",
+        action="store_true",
+        help="weigh the loss of each crop inverse to its class's frequency",
+    )
+    p.add_argument(
         "--init-weights",
         type=Path,
         help="local ImageNet ResNet18 weights (.safetensors or .pth)",
@@ -125,6 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=99, help="seed of simulated evaluation samples (99)"
     )
     p.set_defaults(run=cmd_eval)
+
+    from models.gan.cli import register as register_gan
+
+    register_gan(sub)
     return parser
 
 
@@ -201,6 +210,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         lr=args.lr,
         balanced=args.balanced,
+        class_weighted=args.class_weighted,
         seed=args.seed,
     )
     report = build_bundle(

@@ -23,8 +23,8 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 log = logging.getLogger(__name__)
 
-#: Image sides the networks are built for: 4 x 2**k.
-SIZES = (32, 64, 128)
+#: Image sides the networks are built for (16 px is for quick tests).
+SIZES = (16, 32, 64, 128)
 
 
 @dataclass(frozen=True)

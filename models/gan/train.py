@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_KEY = "seedqa.gan.checkpoint"
 
+#: Steps per logged mean loss.
+LOG_EVERY = 50
+
 
 @dataclass(frozen=True)
 class GanConfig:
@@ -87,11 +90,27 @@ class GanConfig:
 
 @dataclass
 class GanHistory:
-    """Mean losses per logging interval."""
+    """Mean losses per logging interval, and the losses of the current one."""
 
     step: list[int] = field(default_factory=list)
     loss_d: list[float] = field(default_factory=list)
     loss_g: list[float] = field(default_factory=list)
+    pending_d: list[float] = field(default_factory=list)
+    pending_g: list[float] = field(default_factory=list)
+
+    def add(self, loss_d: float, loss_g: float) -> None:
+        """Record one step's losses."""
+        self.pending_d.append(loss_d)
+        self.pending_g.append(loss_g)
+
+    def close_interval(self, step: int) -> None:
+        """Turn the pending losses into one logged mean at `step`."""
+        if not self.pending_d:
+            return
+        self.step.append(step)
+        self.loss_d.append(float(np.mean(self.pending_d)))
+        self.loss_g.append(float(np.mean(self.pending_g)))
+        self.pending_d, self.pending_g = [], []
 
 
 @dataclass
@@ -205,21 +224,18 @@ def train_gan(
         disable=not show_progress,
         leave=False,
     )
-    started, losses_d, losses_g = time.perf_counter(), [], []
+    started = time.perf_counter()
     while state.step < end:
         rng = torch.Generator().manual_seed(config.seed * 1_000_003 + state.step)
         idx = torch.multinomial(weights, config.batch_size, True, generator=rng)
         loss_d, loss_g = _step(state, real[idx], y_all[idx], config, rng)
-        losses_d.append(loss_d)
-        losses_g.append(loss_g)
+        state.history.add(loss_d, loss_g)
         state.step += 1
         bar.update(1)
-        if state.step % 50 == 0 or state.step == end:
-            state.history.step.append(state.step)
-            state.history.loss_d.append(float(np.mean(losses_d)))
-            state.history.loss_g.append(float(np.mean(losses_g)))
-            bar.set_postfix(d=f"{losses_d[-1]:.3f}", g=f"{losses_g[-1]:.3f}")
-            losses_d, losses_g = [], []
+        if state.step % LOG_EVERY == 0 or state.step == config.iterations:
+            state.history.close_interval(state.step)
+            bar.set_postfix(d=f"{loss_d:.3f}", g=f"{loss_g:.3f}")
+            log.debug("step %d: D loss %.3f, G loss %.3f", state.step, loss_d, loss_g)
         if state.step % sample_every == 0 or state.step == end:
             write_png(
                 out_dir / "samples" / f"step_{state.step:06d}.png",
