@@ -215,7 +215,7 @@ def run_arm(
     pure = ("grain",) if "grain" in train_set.classes else ("pure",)
     info = make_info(train_set.classes, pure, size, name=f"{arm}-{seed}")
     net = init_network(info, seed=seed)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     empty = np.zeros((0, size, size, 3), np.uint8)
     train(
         net,
@@ -227,7 +227,7 @@ def run_arm(
         config,
         show_progress=False,
     )
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     predicted = predict_logits(net, info, fit_to(test_set.crops, size)).argmax(1)
     report = classification_report(
         test_set.labels, predicted.numpy(), train_set.classes, pure
@@ -244,6 +244,7 @@ def run_arm(
         "generated_crops": generated,
         "config": asdict(config),
         "seconds": round(seconds, 1),
+        "cpu_seconds": round(cpu, 1),
     }
     if arm == "weighted" and seed == args.seeds[0]:
         save_bundle(
@@ -264,6 +265,8 @@ def main() -> None:
     parser.add_argument("--gan-channels", type=int, default=8)
     parser.add_argument("--gan-batch", type=int, default=16)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--part", help="name of this process's results file")
+    parser.add_argument("--no-quality", action="store_true")
     parser.add_argument(
         "--stage",
         choices=["arms", "gan"],
@@ -275,11 +278,19 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     out = args.out / args.dataset
     out.mkdir(parents=True, exist_ok=True)
-    results_path = out / "results.json"
+    # Stages for different seeds may run side by side: one results file each,
+    # and every file's runs count as done.
+    results_path = out / (
+        "results.json" if args.part is None else f"results-{args.part}.json"
+    )
     results: list[dict[str, Any]] = (
         json.loads(results_path.read_text()) if results_path.exists() else []
     )
-    done = {(r["arm"], r["seed"]) for r in results}
+    done = {
+        (r["arm"], r["seed"])
+        for path in out.glob("results*.json")
+        for r in json.loads(path.read_text())
+    }
 
     train_set, test_set = load_sets(args, out)
     log.info(
@@ -323,7 +334,7 @@ def main() -> None:
         while not generator_path.exists():  # trained by the ``gan`` stage
             time.sleep(20)
     else:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         train_gan(
             train_set.crops,
             train_set.labels,
@@ -336,12 +347,18 @@ def main() -> None:
             show_progress=False,
             trained_on={"experiment": args.dataset},
         )
-        (out / "gan_seconds.txt").write_text(f"{time.perf_counter() - started:.0f}\n")
+        (out / "gan_seconds.txt").write_text(
+            f"{time.perf_counter() - started:.0f} s wall-clock, "
+            f"{time.process_time() - cpu:.0f} s CPU (one thread), "
+            f"{args.gan_iterations} iterations\n"
+        )
         return
     for seed in args.seeds:
         if ("gan", seed) not in done:
             record(run_arm("gan", seed, train_set, test_set, args, generator_path))
 
+    if args.no_quality:
+        return
     judge = SeedClassifier(load_bundle(out / "judge.safetensors"), numeric="fp32")
     generator, info = load_generator(generator_path)
     per_class = max(test_set.counts().values())

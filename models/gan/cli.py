@@ -135,6 +135,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = GanConfig(
         size=args.size,
         channels=args.channels,
+        # 16 noise values for the first layer and for each block.
+        z_dim=16 * (int(np.log2(max(args.size, 4))) - 1),
         iterations=args.iterations,
         batch_size=args.batch_size,
         lr_g=args.lr_g,

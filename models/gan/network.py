@@ -122,6 +122,9 @@ class GeneratorBlock(nn.Module):
         return h + self.skip(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
+# Limitation: BigGAN's self-attention block (at 64 px) is left out, as are its
+# orthogonal regularisation and truncation trick; the networks are sized for
+# training on a CPU in minutes, where these would add cost first.
 class Generator(nn.Module):
     """Images (N, 3, S, S) in [-1, 1] from noise (N, z_dim) and classes (N,).
 
