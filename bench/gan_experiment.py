@@ -267,6 +267,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--part", help="name of this process's results file")
     parser.add_argument("--no-quality", action="store_true")
+    parser.add_argument("--only-gan", action="store_true", help="only the gan arm")
     parser.add_argument(
         "--stage",
         choices=["arms", "gan"],
@@ -310,7 +311,7 @@ def main() -> None:
             result["seconds"],
         )
 
-    if args.stage == "arms":
+    if args.stage == "arms" and not args.only_gan:
         for seed in args.seeds:
             for arm in ("none", "weighted"):
                 if (arm, seed) not in done:
