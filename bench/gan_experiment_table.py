@@ -26,6 +26,11 @@ def _cell(values: list[float]) -> str:
     return f"{v.mean():.1f} ± {v.std(ddof=1) if len(v) > 1 else 0:.1f} (n={len(v)})"
 
 
+def _mean_cpu(rows: list[dict]) -> str:
+    cpu = [r["cpu_seconds"] for r in rows if "cpu_seconds" in r]
+    return f"{np.mean(cpu):.0f}" if cpu else "-"
+
+
 def table(dataset: str, results: list[dict]) -> str:
     rare = RARE[dataset]
     head = [
@@ -33,7 +38,8 @@ def table(dataset: str, results: list[dict]) -> str:
         "accuracy %",
         "macro-F1 %",
         *[f"recall {c} %" for c in rare],
-        "s/run",
+        "wall s",
+        "CPU s",
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for arm in ARMS:
@@ -46,6 +52,7 @@ def table(dataset: str, results: list[dict]) -> str:
             _cell([r["macro_f1"] for r in rows]),
             *[_cell([r["recall"][c] for r in rows]) for c in rare],
             f"{np.mean([r['seconds'] for r in rows]):.0f}",
+            _mean_cpu(rows),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
