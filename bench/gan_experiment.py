@@ -268,6 +268,7 @@ def main() -> None:
     parser.add_argument("--part", help="name of this process's results file")
     parser.add_argument("--no-quality", action="store_true")
     parser.add_argument("--only-gan", action="store_true", help="only the gan arm")
+    parser.add_argument("--only-balanced", action="store_true", help="only balanced")
     parser.add_argument(
         "--stage",
         choices=["arms", "gan"],
@@ -311,6 +312,11 @@ def main() -> None:
             result["seconds"],
         )
 
+    if args.only_balanced:
+        for seed in args.seeds:
+            if ("balanced", seed) not in done:
+                record(run_arm("balanced", seed, train_set, test_set, args, None))
+        return
     if args.stage == "arms" and not args.only_gan:
         for seed in args.seeds:
             for arm in ("none", "weighted"):
