@@ -246,7 +246,7 @@ def run_arm(
         "seconds": round(seconds, 1),
         "cpu_seconds": round(cpu, 1),
     }
-    if arm == "weighted" and seed == args.seeds[0]:
+    if arm == "weighted" and seed == 0:
         save_bundle(
             args.out / args.dataset / "judge.safetensors", info, net.state_dict()
         )
