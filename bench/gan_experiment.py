@@ -198,7 +198,7 @@ def run_arm(
     size = args.classifier_size
     crops, labels = fit_to(train_set.crops, size), train_set.labels
     generated = 0
-    if arm == "gan":
+    if arm.startswith("gan"):
         assert generator_path is not None
         fake, fake_labels = top_up(generator_path, train_set, seed)
         generated = len(fake)
@@ -268,6 +268,9 @@ def main() -> None:
     parser.add_argument("--part", help="name of this process's results file")
     parser.add_argument("--no-quality", action="store_true")
     parser.add_argument("--only-gan", action="store_true", help="only the gan arm")
+    parser.add_argument(
+        "--gan-tag", default="", help="suffix of the GAN's folder and arm"
+    )
     parser.add_argument("--only-balanced", action="store_true", help="only balanced")
     parser.add_argument(
         "--stage",
@@ -323,7 +326,8 @@ def main() -> None:
                 if (arm, seed) not in done:
                     record(run_arm(arm, seed, train_set, test_set, args, None))
 
-    gan_dir = out / "gan"
+    gan_dir = out / f"gan{args.gan_tag}"
+    gan_arm = f"gan{args.gan_tag}"
     gan_config = GanConfig(
         size=64,
         channels=args.gan_channels,
@@ -354,15 +358,15 @@ def main() -> None:
             show_progress=False,
             trained_on={"experiment": args.dataset},
         )
-        (out / "gan_seconds.txt").write_text(
+        (out / f"gan{args.gan_tag}_seconds.txt").write_text(
             f"{time.perf_counter() - started:.0f} s wall-clock, "
             f"{time.process_time() - cpu:.0f} s CPU (one thread), "
             f"{args.gan_iterations} iterations\n"
         )
         return
     for seed in args.seeds:
-        if ("gan", seed) not in done:
-            record(run_arm("gan", seed, train_set, test_set, args, generator_path))
+        if (gan_arm, seed) not in done:
+            record(run_arm(gan_arm, seed, train_set, test_set, args, generator_path))
 
     if args.no_quality:
         return
@@ -387,7 +391,7 @@ def main() -> None:
         test_set.labels,
         info.classes,
     )["per_class"]
-    (out / "quality.json").write_text(json.dumps(quality, indent=1))
+    (out / f"quality{args.gan_tag}.json").write_text(json.dumps(quality, indent=1))
     log.info("quality: %s", json.dumps(quality["overall"]))
 
     # Balanced sampling last: the arm the budget can most easily spare.

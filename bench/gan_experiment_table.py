@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-ARMS = ("none", "weighted", "balanced", "gan")
+ARMS = ("none", "weighted", "balanced", "gan", "gan-600")
 #: The two rarest training classes of each set.
 RARE = {
     "maize": ("discolored", "silkcut"),
@@ -76,13 +76,14 @@ def main() -> None:
         print(f"### {dataset}\n")
         results = [r for p in paths for r in json.loads(p.read_text())]
         print(table(dataset, results))
-        quality = root / dataset / "quality.json"
-        if quality.exists():
-            print(f"\nGenerated {dataset} seeds, judged by the weighted arm's model:\n")
-            print(quality_table(json.loads(quality.read_text())))
-        seconds = root / dataset / "gan_seconds.txt"
-        if seconds.exists():
-            print(f"\nGAN training: {seconds.read_text().strip()}")
+        for tag in ("", "-600"):
+            quality = root / dataset / f"quality{tag}.json"
+            if quality.exists():
+                print(f"\nSeeds of gan{tag}, judged by the weighted arm's model:\n")
+                print(quality_table(json.loads(quality.read_text())))
+            seconds = root / dataset / f"gan{tag}_seconds.txt"
+            if seconds.exists():
+                print(f"\nGAN training (gan{tag}): {seconds.read_text().strip()}")
         print()
 
 
