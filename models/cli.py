@@ -84,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="class-balanced sampling of training crops",
     )
     p.add_argument(
+        "--class-weighted",
+        action="store_true",
+        help="weigh the loss of each crop inverse to its class's frequency",
+    )
+    p.add_argument(
         "--init-weights",
         type=Path,
         help="local ImageNet ResNet18 weights (.safetensors or .pth)",
@@ -154,12 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=cmd_eval)
 
+    from models.active.cli import register as register_active
     from models.flow.cli import register as register_flow
+    from models.gan.cli import register as register_gan
 
     register_flow(sub)
-
-    from models.active.cli import register as register_active
-
+    register_gan(sub)
     register_active(sub)
     return parser
 
@@ -246,6 +251,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         lr=args.lr,
         balanced=args.balanced,
+        class_weighted=args.class_weighted,
         seed=args.seed,
     )
     report = build_bundle(

@@ -57,6 +57,12 @@ class TrainConfig:
         Cross-entropy label smoothing.
     seed : int
         Seeds every random choice of the run.
+    class_weighted : bool
+        Weigh each crop's loss inverse to its class's frequency (normalised so
+        the mean weight over the training crops is 1).
+    epoch_crops : int
+        Crops drawn per epoch; 0 for all of them. Fixes the number of steps, so
+        runs on sets of different sizes get the same training budget.
     """
 
     epochs: int = 8
@@ -66,6 +72,8 @@ class TrainConfig:
     balanced: bool = False
     label_smoothing: float = 0.05
     seed: int = 0
+    class_weighted: bool = False
+    epoch_crops: int = 0
 
 
 @dataclass
@@ -177,7 +185,13 @@ def train(
     resume : bool
         Continue from `checkpoint` if it exists.
     """
-    steps_per_epoch = math.ceil(len(train_labels) / config.batch_size)
+    per_epoch = config.epoch_crops or len(train_labels)
+    if not config.balanced and per_epoch > len(train_labels):
+        raise ValueError(
+            f"epoch_crops {per_epoch} exceeds the {len(train_labels)} training "
+            "crops; lower it or use balanced sampling"
+        )
+    steps_per_epoch = math.ceil(per_epoch / config.batch_size)
     optimiser = torch.optim.AdamW(
         net.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
@@ -190,11 +204,16 @@ def train(
         log.info("resumed from %s after epoch %d", checkpoint, start)
 
     weights = _sampling_weights(train_labels, len(info.classes), config.balanced)
+    loss_weight = (
+        torch.from_numpy(class_loss_weights(train_labels, len(info.classes)))
+        if config.class_weighted
+        else None
+    )
     for epoch in range(start, config.epochs):
         generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
         order = torch.multinomial(
             torch.from_numpy(weights),
-            len(train_labels),
+            per_epoch,
             replacement=config.balanced,
             generator=generator,
         ).numpy()
@@ -212,7 +231,12 @@ def train(
             x = to_tensor(augment(train_crops[idx], generator), info)
             y = torch.from_numpy(train_labels[idx])
             logits = net(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+            loss = F.cross_entropy(
+                logits,
+                y,
+                weight=loss_weight,
+                label_smoothing=config.label_smoothing,
+            )
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -270,6 +294,18 @@ def evaluate_loss(
     return float(F.cross_entropy(logits, y)), float(
         (logits.argmax(1) == y).float().mean()
     )
+
+
+def class_loss_weights(
+    labels: NDArray[np.int64], n_classes: int
+) -> NDArray[np.float32]:
+    """Per-class loss weights (C,), inverse to class frequency, mean 1 per crop.
+
+    A class absent from `labels` gets weight 0 (it contributes no loss anyway).
+    """
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    inverse = np.divide(1.0, counts, out=np.zeros(n_classes), where=counts > 0)
+    return (inverse * len(labels) / max(1, int((counts > 0).sum()))).astype(np.float32)
 
 
 def _sampling_weights(

@@ -14,7 +14,13 @@ from models.classifier.data import (
     split_by_group,
 )
 from models.classifier.metrics import classification_report, cohen_kappa
-from models.classifier.train import TrainConfig, init_network, make_info, train
+from models.classifier.train import (
+    TrainConfig,
+    class_loss_weights,
+    init_network,
+    make_info,
+    train,
+)
 from models.cli import main
 
 
@@ -295,3 +301,37 @@ def test_a_file_that_is_not_a_resnet18_is_refused(tmp_path):
     save_file({"encoder.weight": torch.zeros(3, 3)}, str(path))
     with pytest.raises(ValueError, match="not a ResNet18"):
         init_network(make_info(("a", "b"), ("a",), 32), seed=0, init_weights=path)
+
+
+def test_class_weights_are_inverse_to_frequency_with_mean_one_per_crop():
+    labels = np.array([0] * 6 + [1] * 3 + [2] * 1)
+    weights = class_loss_weights(labels, 4)
+    assert weights[3] == 0.0  # absent class
+    assert weights[0] * 6 == pytest.approx(weights[1] * 3) == weights[2] * 1
+    assert weights[labels].mean() == pytest.approx(1.0)
+
+
+def test_class_weighted_training_changes_the_weights_and_epoch_crops_the_steps():
+    crops, labels = _tiny()
+    labels = labels.copy()
+    labels[: len(labels) * 3 // 4] = 0  # imbalanced: three quarters class a
+    info = make_info(("a", "b"), ("a",), 32)
+    empty = np.zeros((0, 32, 32, 3), np.uint8), np.zeros(0, np.int64)
+    nets = {}
+    for weighted in (False, True):
+        config = TrainConfig(
+            epochs=1, batch_size=8, seed=1, class_weighted=weighted, epoch_crops=16
+        )
+        nets[weighted] = init_network(info, seed=1)
+        train(nets[weighted], info, crops, labels, *empty, config, show_progress=False)
+    assert not torch.equal(nets[False].fc.weight, nets[True].fc.weight)
+    with pytest.raises(ValueError, match="epoch_crops"):
+        train(
+            init_network(info, seed=1),
+            info,
+            crops,
+            labels,
+            *empty,
+            TrainConfig(epochs=1, epoch_crops=len(labels) + 1),
+            show_progress=False,
+        )

@@ -1,0 +1,1 @@
+"""The class-conditional GAN builder: generated seeds to rebalance rare classes."""
