@@ -80,7 +80,7 @@ def export_sample(
     elif fmt == "csv":
         data = seeds_csv(report).encode()
     elif fmt == "pdf":
-        data = report_pdf(report, images)
+        data = certificate_pdf(report, images)
     else:
         raise ExportError(f"unknown format {fmt!r}; use json, csv or pdf")
     out = Path(out)
@@ -146,23 +146,3 @@ def seeds_csv(report: dict[str, Any]) -> str:
             ]
         )
     return buffer.getvalue()
-
-
-def report_pdf(
-    report: dict[str, Any],
-    images: ImageStore,
-    *,
-    lab: str = "",
-    issued_at: str | None = None,
-    issued_by: str | None = None,
-    key_fingerprint: str | None = None,
-) -> bytes:
-    """Render the report as a one-page laboratory certificate (see `certificate`)."""
-    return certificate_pdf(
-        report,
-        images,
-        lab=lab,
-        issued_at=issued_at,
-        issued_by=issued_by,
-        key_fingerprint=key_fingerprint,
-    )

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from appliance.exports import ExportError, ExportFormat, report_pdf, seeds_csv
+from appliance.certificate import certificate_pdf
+from appliance.exports import ExportError, ExportFormat, seeds_csv
 from appliance.exports import stored_report as read_report
 from appliance.files import write_atomic
 from appliance.identifiers import normalise_code
@@ -222,7 +223,7 @@ def _render(
         return (json.dumps(report, indent=1, ensure_ascii=False) + "\n").encode()
     if fmt == "csv":
         return seeds_csv(report).encode("utf-8")
-    return report_pdf(
+    return certificate_pdf(
         report,
         images,
         lab=lab,

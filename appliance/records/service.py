@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -51,7 +51,7 @@ from appliance.samples import (
     InspectedSample,
     SampleInfo,
     StoredSample,
-    inspect_sample,
+    capture_sample,
     save_inspected,
 )
 from appliance.store.models import AuditEntry, Calibration
@@ -148,27 +148,25 @@ class Records(AccessControl):
     ) -> StoredSample:
         """Capture, measure and store one sample; its audit row commits with it.
 
-        `inspect_sample` then `accept`. A signed-in operator is recorded as the
-        sample's operator, whatever name `info` carries.
+        A signed-in operator is recorded as the sample's operator, whatever name
+        `info` carries.
         """
         self.require(actor, Action.CAPTURE, f"lot:{info.lot}")
         if actor.registered:
             info = replace(info, operator=actor.name)
-        report = progress or (lambda step, fraction: None)
-        inspected = inspect_sample(
+        return capture_sample(
             handle,
             calibration,
+            self.db,
+            self.images,
             info,
             classifier=classifier,
             recipe=recipe,
             ask=ask,
-            progress=report,
+            progress=progress,
             cancel=cancel,
+            after_save=self._capture_auditor(actor, info, calibration[0], classifier),
         )
-        report("saving", 0.9)
-        stored = self.accept(actor, inspected, classifier=classifier)
-        report("done", 1.0)
-        return stored
 
     def accept(
         self,
@@ -179,9 +177,7 @@ class Records(AccessControl):
     ) -> StoredSample:
         """Store a measured sample the operator accepted, with its audit row.
 
-        The row commits in the sample's transaction and records the SHA-256 of
-        the stored content, which `verify_audit` compares with what is stored
-        later. A signed-in operator is recorded as the sample's operator.
+        A signed-in operator is recorded as the sample's operator.
         """
         info = inspected.info
         self.require(actor, Action.CAPTURE, f"lot:{info.lot}")
@@ -191,6 +187,23 @@ class Records(AccessControl):
             inspected = replace(
                 inspected, info=info, report={**inspected.report, "sample": sample}
             )
+        auditor = self._capture_auditor(
+            actor, info, inspected.calibration_id, classifier
+        )
+        return save_inspected(self.db, self.images, inspected, after_save=auditor)
+
+    def _capture_auditor(
+        self,
+        actor: Actor,
+        info: SampleInfo,
+        calibration_id: int,
+        classifier: SeedClassifier | None,
+    ) -> Callable[[Session, int], None]:
+        """Return what writes a capture's audit row inside the sample's transaction.
+
+        The row records the SHA-256 of the stored content, which `verify_audit`
+        compares with what is stored later.
+        """
 
         def audit_capture(session: Session, sample_id: int) -> None:
             if classifier is not None:
@@ -204,7 +217,7 @@ class Records(AccessControl):
                     "code": info.code,
                     "recipe": info.recipe,
                     "operator": info.operator,
-                    "calibration_id": inspected.calibration_id,
+                    "calibration_id": calibration_id,
                     "model_sha256": None
                     if classifier is None
                     else classifier.bundle.sha256,
@@ -213,7 +226,7 @@ class Records(AccessControl):
                 session=session,
             )
 
-        return save_inspected(self.db, self.images, inspected, after_save=audit_capture)
+        return audit_capture
 
     def _note_model(
         self, session: Session, actor: Actor, recipe: str, classifier: SeedClassifier
