@@ -255,7 +255,7 @@ class MainWindow(QMainWindow):
         self.history.refresh()
 
     def _start_capture(self, info: SampleInfo) -> None:
-        self.bench.arm()
+        self.bench.arm(pin=self.inspect.pin())
         self._capture.emit(info)
 
     def _recapture(self, info: SampleInfo) -> None:

@@ -119,6 +119,11 @@ class InspectScreen(QWidget):
             box.addWidget(error)
             form.addRow(label, box)
             self.fields[key], self.errors[key] = edit, error
+        # Checked by the records service, not here: needed once accounts exist.
+        self.pin_field = QLineEdit()
+        self.pin_field.setEchoMode(QLineEdit.EchoMode.Password)
+        self.pin_field.setPlaceholderText("operator's PIN, once accounts exist")
+        form.addRow("PIN", self.pin_field)
         layout.addLayout(form)
 
         self.banner = QLabel("")
@@ -224,6 +229,10 @@ class InspectScreen(QWidget):
             )
         except InvalidSampleCode:
             return None
+
+    def pin(self) -> str:
+        """Return the PIN typed for the operator (empty on an open bench)."""
+        return self.pin_field.text()
 
     def request_capture(self) -> None:
         """Ask for a capture if the fields are valid and the bench is ready."""

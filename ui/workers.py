@@ -27,6 +27,7 @@ from appliance.calibrations import current_calibration
 from appliance.classifier import SeedClassifier, classifier_for
 from appliance.cli.common import USER_ERRORS
 from appliance.inspection import InspectionCancelled
+from appliance.records.accounts import Action, Actor
 from appliance.records.service import Records
 from appliance.rigs import RigHandle
 from appliance.samples import (
@@ -192,16 +193,20 @@ class BenchWorker(Worker):
         self._classifiers: dict[str, SeedClassifier] = {}
         self._recipe: str | None = None
         self._pending: InspectedSample | None = None
+        self._actor: Actor | None = None
+        self._pin = ""
         self._camera_state: dict[View, StatusItem] = {}
 
     # Called directly from the GUI thread: they only set events.
 
-    def arm(self) -> None:
+    def arm(self, *, pin: str = "") -> None:
         """Clear a previous cancel before a capture is requested (thread-safe).
 
         Done on the GUI thread when the request is sent, so a Cancel pressed
-        before the worker starts the capture still counts.
+        before the worker starts the capture still counts. `pin` is the
+        operator's, for the records service once the bench has accounts.
         """
+        self._pin = pin
         self._cancel.clear()
 
     def cancel(self) -> None:
@@ -314,6 +319,9 @@ class BenchWorker(Worker):
         try:
             with self.guard("Calibration failed"):
                 self.step("camera.calibrate")
+                # Limitation: the app calibrates on the open bench; once the
+                # bench has accounts, an engineer calibrates with
+                # `seedqa calibrate --user NAME`.
                 self._calibration = self._records.calibrate(
                     self._records.open_bench(), self._handle, ask=self._ask
                 )
@@ -433,6 +441,8 @@ class BenchWorker(Worker):
 
         try:
             with self.guard(f"Capture of sample {info.code} failed"):
+                self.step("database.sign_in")
+                self._actor = self._sign_in(info)
                 inspected = inspect_sample(
                     self._handle,
                     self._calibration,
@@ -452,6 +462,23 @@ class BenchWorker(Worker):
             log.info("capture of sample %s cancelled", info.code)
             self.cancelled.emit(str(exc))
 
+    def _sign_in(self, info: SampleInfo) -> Actor:
+        """Return who captures: the account with the typed PIN, else the open bench.
+
+        Raises
+        ------
+        AuthenticationFailed, PermissionDenied
+            If the name and PIN do not match an account, or its role may not
+            capture; the records service audits the refusal.
+        """
+        assert self._records is not None
+        if self._records.has_accounts():
+            actor = self._records.sign_in(info.operator, self._pin)
+        else:
+            actor = self._records.open_bench(info.operator)
+        self._records.require(actor, Action.CAPTURE, f"lot:{info.lot}")
+        return actor
+
     def _ask(self, message: str) -> None:
         """Ask the operator through the window and wait, beating meanwhile."""
         self._answered.clear()
@@ -469,11 +496,8 @@ class BenchWorker(Worker):
             return
         with self.guard(f"Sample {pending.info.code} could not be saved"):
             self.step("database.save")
-            # Limitation: the app has no sign-in screen yet; it acts on the open
-            # bench under the operator's typed name, so once accounts exist the
-            # records service refuses (and audits) its captures.
             stored = self._records.accept(
-                self._records.open_bench(pending.info.operator),
+                self._actor or self._records.open_bench(pending.info.operator),
                 pending,
                 classifier=self._classifiers.get(pending.info.recipe),
             )

@@ -20,6 +20,9 @@ from appliance import recipes
 from appliance.calibrations import calibrate_rig, current_calibration
 from appliance.classifier import classifier_for
 from appliance.inspection import analyse
+from appliance.records.accounts import Role
+from appliance.records.audit import list_entries
+from appliance.records.service import Records
 from appliance.report import summary_json
 from appliance.rigs import RigHandle
 from appliance.samples import SampleInfo, capture_sample
@@ -419,3 +422,42 @@ def test_a_rig_without_a_simulated_plate_asks_the_operator_first(
     qtbot.waitUntil(lambda: screen.result is not None, timeout=WAIT_MS)
     assert screen.result.n_seeds > 0
     assert window.errors.shown == []
+
+
+def test_once_accounts_exist_the_app_captures_only_with_the_operators_pin(
+    qtbot, open_window, data_dir
+):
+    settings = Settings.load()
+    with Database.open(settings.database_url) as db:
+        records = Records(db, ImageStore(settings.images_dir), settings)
+        records.add_user(records.open_bench("setup"), "Eve", Role.ENGINEER, "1357")
+        engineer = records.sign_in("Eve", "1357")
+        records.add_user(engineer, "Ana", Role.OPERATOR, "2468")
+        handle = open_small_rig(seed=61)
+        try:
+            records.calibrate(engineer, handle)
+        finally:
+            handle.close()
+
+    window = open_window(small_rig_opener(seed=61))
+    screen = window.inspect
+    fill(window, "MZ-2026-0142", operator="Ana")
+    screen.pin_field.setText("0000")
+    wait_ready(qtbot, window)
+    qtbot.mouseClick(screen.capture_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(window.errors.shown), timeout=WAIT_MS)
+    assert "do not match an account" in window.errors.shown[0][1]
+    qtbot.waitUntil(screen.capture_button.isEnabled, timeout=WAIT_MS)
+    assert screen.result is None
+
+    screen.pin_field.setText("2468")
+    capture(qtbot, window)
+    qtbot.mouseClick(screen.accept_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(samples_in(data_dir)) == 1, timeout=WAIT_MS)
+
+    (sample,) = samples_in(data_dir)
+    assert sample.operator == "ana"  # the account's name, as the records keep it
+    with Database.open(settings.database_url) as db:
+        trail = [(e.actor.lower(), e.action, e.outcome) for e in list_entries(db)]
+    assert ("ana", "login", "refused") in trail
+    assert ("ana", "capture", "ok") in trail
