@@ -122,7 +122,7 @@ class InspectScreen(QWidget):
         # Checked by the records service, not here: needed once accounts exist.
         self.pin_field = QLineEdit()
         self.pin_field.setEchoMode(QLineEdit.EchoMode.Password)
-        self.pin_field.setPlaceholderText("operator's PIN, once accounts exist")
+        self.pin_field.setPlaceholderText("if accounts exist")
         form.addRow("PIN", self.pin_field)
         layout.addLayout(form)
 
