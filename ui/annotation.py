@@ -507,11 +507,12 @@ class AnnotationScreen(QWidget):
         """Class keys label and move on; arrows move the cursor."""
         if event is None or self.batch is None:
             return
+        batch = self.batch
         moves = {
-            Qt.Key.Key_Left: lambda: self.batch.move(-1),  # type: ignore[union-attr]
-            Qt.Key.Key_Right: lambda: self.batch.move(1),  # type: ignore[union-attr]
-            Qt.Key.Key_Up: lambda: self.batch.move_rows(-1),  # type: ignore[union-attr]
-            Qt.Key.Key_Down: lambda: self.batch.move_rows(1),  # type: ignore[union-attr]
+            Qt.Key.Key_Left: lambda: batch.move(-1),
+            Qt.Key.Key_Right: lambda: batch.move(1),
+            Qt.Key.Key_Up: lambda: batch.move_rows(-1),
+            Qt.Key.Key_Down: lambda: batch.move_rows(1),
         }
         key = Qt.Key(event.key())
         if key in moves:

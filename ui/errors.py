@@ -47,7 +47,8 @@ class ErrorHandler(QObject):
     def uninstall(self) -> None:
         """Give uncaught exceptions back to the handlers there were before."""
         if self._previous_hooks is not None:
-            sys.excepthook, threading.excepthook = self._previous_hooks  # type: ignore[assignment]
+            previous, previous_threading = self._previous_hooks
+            sys.excepthook, threading.excepthook = previous, previous_threading
             self._previous_hooks = None
 
     def report(self, title: str, message: str, details: str = "") -> None:

@@ -389,7 +389,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for name, seconds in result["sampling_s"].items():  # type: ignore[attr-defined]
         print(f"  {name:<28} {seconds:8.3f}")
     print("one 3x3 layer's inverse, seconds")
-    for name, seconds in result["layer_inverse_s"].items():  # type: ignore[attr-defined]
+    inverses: dict[str, float] = result["layer_inverse_s"]  # type: ignore[assignment]
+    for name, seconds in inverses.items():
         print(f"  {name:<28} {seconds:8.3f}")
     print("ratios")
     for name, value in result["ratios"].items():  # type: ignore[attr-defined]
