@@ -38,22 +38,35 @@ from torch import Tensor, nn
 
 @dataclass(frozen=True)
 class _Wavefront:
-    """The order in which an H x W image is solved.
+    """The order in which an H x W image is solved, and where its pixels are kept.
+
+    The inverse keeps x in a sheared buffer of shape (columns, C, rows, B): pixel
+    ``(i, j)`` of wavefront step ``t = skew * i + j`` sits at column ``t + lead``
+    and row ``i + top``. Every tap then reads a fixed (column, row) offset, the
+    pixels of one step are one contiguous run of rows of one column, and each
+    tap's share of a step is one matrix product of contiguous memory, with no
+    gather. Slots of pixels outside the image are never written and stay zero,
+    which is the convolution's zero padding.
 
     Attributes
     ----------
-    pixels : (H*W,) int64 Tensor
-        Raster indices of the pixels, sorted by step.
-    padded : (H*W,) int64 Tensor
-        The same pixels' raster indices in the padded image.
-    steps : tuple of (int, int, Tensor)
-        Per step: the run ``start:stop`` of `pixels` it solves, and the padded
-        raster indices of their windows, (stop - start) * k * k of them.
+    columns, rows : int
+        Buffer size: ``lead`` zero columns then one per step; H plus the padding
+        rows.
+    lead : int
+        Zero columns before the first step, the farthest column a tap reaches back.
+    steps : tuple of (int, int, int, int)
+        Per step: the run ``start:stop`` of the pixels in step order (`known`'s
+        rows), its buffer column, and its first buffer row.
+    order : tuple of int
+        Raster indices of the pixels in step order.
     """
 
-    pixels: Tensor
-    padded: Tensor
-    steps: tuple[tuple[int, int, Tensor], ...]
+    columns: int
+    rows: int
+    lead: int
+    steps: tuple[tuple[int, int, int, int], ...]
+    order: tuple[int, ...]
 
 
 class InvalidFlowShape(ValueError):
@@ -126,7 +139,7 @@ class MaskedInvertibleConv2d(nn.Module):
             torch.randn(channels, channels, kernel_size, kernel_size) * std
         )
         self.log_diagonal = nn.Parameter(torch.zeros(channels))
-        self._orders: dict[tuple[int, int, str], _Wavefront] = {}
+        self._orders: dict[tuple[int, int], _Wavefront] = {}
 
     def kernel(self) -> Tensor:
         """Return the effective (C, C, k, k) weight: masked, diagonal added."""
@@ -150,28 +163,39 @@ class MaskedInvertibleConv2d(nn.Module):
         """
         check_shape(y, self.channels, type(self).__name__)
         b, c, h, w = y.shape
-        left, right, top, bottom = self.padding
-        wp = w + left + right
-        k = self.kernel_size
+        plan = self._wavefront(h, w)
         weight = self.kernel().detach()
-        centre = weight[:, :, self.centre[0], self.centre[1]]
-        solve = torch.linalg.inv(centre).T
-        # A pixel's window of all channels is one row, so a step is one gather and
-        # one matrix product: x = (y - window @ W.T) @ inv(C).T, with the y part
-        # done for every pixel at once, in wavefront order.
-        taps = weight.permute(2, 3, 1, 0).reshape(k * k * c, c) @ solve
-        order = self._wavefront(h, w, y.device)
-        pixels = y.detach().permute(0, 2, 3, 1).reshape(b, h * w, c)
-        known = pixels.index_select(1, order.pixels) @ solve
+        solve = torch.linalg.inv(weight[:, :, self.centre[0], self.centre[1]])
+        # x = inv(centre) @ (y - sum over taps of tap @ x_earlier): the y part is
+        # done for every pixel at once, the taps' matrices absorb inv(centre). The
+        # taps of one kernel row read consecutive buffer columns, which make one
+        # matrix: one product per kernel row and step.
+        rows = [
+            (offset, row, -torch.cat([solve @ weight[:, :, u, v] for v in vs], 1))
+            for u, vs, (offset, row) in self._tap_rows()
+        ]
+        known = torch.matmul(solve, y.detach().reshape(b, c, h * w))
+        image = torch.empty_like(known)
+        # A step's pixels in an image (B, C, H, W): a strided run, ``W - skew``
+        # pixels apart, seen as (C, n, B) like the step's rows of the buffer.
+        strides = (h * w, w - self.skew, c * h * w)
 
-        x = y.new_zeros(b, (h + top + bottom) * wp, c)
-        for start, stop, window in order.steps:
-            rows = x.index_select(1, window).reshape(b, stop - start, k * k * c)
-            x.index_copy_(
-                1, order.padded[start:stop], known[:, start:stop] - rows @ taps
-            )
-        x = x.reshape(b, h + top + bottom, wp, c)[:, top : top + h, left : left + w]
-        return x.permute(0, 3, 1, 2).contiguous()
+        x = y.new_zeros(plan.columns, c, plan.rows, b)
+        for start, stop, column, row in plan.steps:
+            n = stop - start
+            first = plan.order[start]
+            out = x[column, :, row : row + n].view(c, n * b)
+            out.view(c, n, b).copy_(known.as_strided((c, n, b), strides, first))
+            for offset, tap_row, matrix in rows:
+                span = matrix.shape[1] // c
+                src = x[
+                    column + offset : column + offset + span,
+                    :,
+                    row + tap_row : row + tap_row + n,
+                ]
+                out.addmm_(matrix, src.view(span * c, n * b))
+            image.as_strided((c, n, b), strides, first).copy_(out.view(c, n, b))
+        return image.view(b, c, h, w)
 
     def inverse_sequential(self, y: Tensor) -> Tensor:
         """Return the same as `inverse`, one pixel per step in raster order.
@@ -199,38 +223,58 @@ class MaskedInvertibleConv2d(nn.Module):
                 ).T
         return x[:, :, top : top + h, left : left + w]
 
-    def _wavefront(self, h: int, w: int, device: torch.device) -> _Wavefront:
-        key = (h, w, str(device))
-        if key not in self._orders:
-            self._orders[key] = self._make_wavefront(h, w, device)
-        return self._orders[key]
+    def _tap_rows(self) -> list[tuple[int, list[int], tuple[int, int]]]:
+        """List each kernel row's kept off-centre taps and where the first reads.
 
-    def _make_wavefront(self, h: int, w: int, device: torch.device) -> _Wavefront:
-        left, right, top, _ = self.padding
-        wp = w + left + right
+        Per kernel row ``u``: its taps' columns ``v`` (a contiguous run), and the
+        (column, row) buffer offset of the first one. Tap ``(u, v)`` reads the
+        pixel ``(i + u - top, j + v - left)``, solved ``skew * (u - top) + v - left``
+        steps earlier (always before), ``u - top`` rows from the output's row;
+        the run's taps read consecutive columns.
+        """
+        left, _, top, _ = self.padding
+        kept: Tensor = self.mask.amax((0, 1))  # type: ignore[operator]
+        out = []
+        for u in range(self.kernel_size):
+            vs = [
+                v
+                for v in range(self.kernel_size)
+                if kept[u, v] and (u, v) != self.centre
+            ]
+            if not vs:
+                continue
+            if vs != list(range(vs[0], vs[-1] + 1)):
+                raise ValueError(f"kernel row {u} keeps a broken run of taps {vs}")
+            out.append((u, vs, (self.skew * (u - top) + vs[0] - left, u - top)))
+        return out
+
+    def _wavefront(self, h: int, w: int) -> _Wavefront:
+        if (h, w) not in self._orders:
+            self._orders[(h, w)] = self._make_wavefront(h, w)
+        return self._orders[(h, w)]
+
+    def _make_wavefront(self, h: int, w: int) -> _Wavefront:
+        _, _, top, bottom = self.padding
+        lead = max((-offset for _, _, (offset, _) in self._tap_rows()), default=0)
+        rows = h + top + bottom
+        n_steps = self.skew * (h - 1) + w
         ii, jj = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
         ii, jj = ii.reshape(-1), jj.reshape(-1)
-        # Stable sort by wavefront index: each step is a contiguous run.
-        pixels = torch.sort(self.skew * ii + jj, stable=True).indices
-        counts = torch.bincount(self.skew * ii[pixels] + jj[pixels]).tolist()
-        i, j = ii[pixels], jj[pixels]
-        # Output (i, j) reads padded rows i..i+k-1 and columns j..j+k-1, (u, v)
-        # in the same order as the taps' rows.
-        u = torch.arange(self.kernel_size)
-        windows = (i[:, None, None] + u[None, :, None]) * wp + (
-            j[:, None, None] + u[None, None, :]
-        )
-        windows = windows.reshape(len(pixels), -1)
-
+        step = self.skew * ii + jj
+        # Stable sort by step: each step is a contiguous run, rows ascending.
+        order = torch.sort(step, stable=True).indices
+        counts = torch.bincount(step, minlength=n_steps).tolist()
+        first_rows = ii[order].tolist()
         steps, start = [], 0
-        for n in counts:
-            stop = start + n
-            steps.append((start, stop, windows[start:stop].reshape(-1).to(device)))
-            start = stop
+        for t, n in enumerate(counts):
+            steps.append((start, start + n, lead + t, first_rows[start] + top))
+            start += n
         return _Wavefront(
-            pixels=pixels.to(device),
-            padded=((i + top) * wp + j + left).to(device),
+            columns=lead + n_steps,
+            rows=rows,
+            lead=lead,
             steps=tuple(steps),
+            order=tuple(order.tolist()),
         )
 
 
