@@ -21,11 +21,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the `seedqa-models` command line; return the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from appliance.logs import configure_logging
+
+    configure_logging(logging.DEBUG if args.verbose else logging.INFO)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     from appliance.bundle import BundleError
     from appliance.store.labelling import RoundNotFound
