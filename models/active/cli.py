@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -89,19 +90,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the wheat-grains image folder (../shared/data/wheat-grains)",
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="(0 1 2)")
-    for name, default in (
-        ("size", 24),
-        ("pool", 600),
-        ("validation", 200),
-        ("initial", 10),
-        ("batch", 10),
-        ("rounds", 6),
-        ("epochs", 5),
-        ("full-epochs", 6),
-        ("draws", 20),
-        ("num-samples", 1000),
-    ):
-        p.add_argument(f"--{name}", type=int, default=default, help=f"({default})")
+    from models.active.budget import Budget
+
+    p.add_argument(
+        "--backbone",
+        type=Path,
+        help="bundle whose frozen features the learner trains only its final layer "
+        "on (another recipe's, say); default: the whole ResNet18 from scratch",
+    )
+    for field in dataclasses.fields(Budget):
+        flag = field.name.replace("_", "-")
+        p.add_argument(
+            f"--{flag}", type=int, default=field.default, help=f"({field.default})"
+        )
     p.set_defaults(run=cmd_experiment)
 
     p = verbs.add_parser(
@@ -307,26 +308,23 @@ def cmd_rounds(args: argparse.Namespace) -> int:
 
 def cmd_experiment(args: argparse.Namespace) -> int:
     """Run the simulated-expert study."""
-    from models.active.experiment import Budget, run_experiment
+    from appliance.bundle import load_bundle
+    from models.active.budget import Budget
+    from models.active.experiment import load_dataset, run_experiment
 
     budget = Budget(
-        size=args.size,
-        pool=args.pool,
-        validation=args.validation,
-        initial=args.initial,
-        batch=args.batch,
-        rounds=args.rounds,
-        epochs=args.epochs,
-        full_epochs=args.full_epochs,
-        draws=args.draws,
-        num_samples=args.num_samples,
+        **{f.name: getattr(args, f.name) for f in dataclasses.fields(Budget)}
     )
+    backbone = load_bundle(args.backbone) if args.backbone else None
+    size = backbone.info.input_size if backbone else budget.size
+    data = load_dataset(args.dataset, size=size, wheat_dir=args.wheat_dir)
     run_experiment(
         args.dataset,
+        data,
         args.out,
         seeds=tuple(args.seeds),
         budget=budget,
-        wheat_dir=args.wheat_dir,
+        backbone=backbone,
     )
     print(f"results appended to {args.out}")
     return 0

@@ -176,6 +176,22 @@ def predict_pool(
         Seeds the masks.
     """
     feats = features(net, info, crops, progress=progress)
+    return predict_features(net, feats, num_draws=num_draws, p=p, seed=seed)
+
+
+def predict_features(
+    net: nn.Module,
+    feats: NDArray[np.float32],
+    *,
+    num_draws: int = 20,
+    p: float = DEFAULT_DROPOUT,
+    seed: int = 0,
+) -> PoolPredictions:
+    """Draw K dropout predictions of `net`'s final layer ``fc`` on `feats`.
+
+    `net` may be any module whose ``fc`` is its final linear layer: a ResNet18 or
+    a head trained on frozen features.
+    """
     masks = dropout_masks(num_draws, feats.shape[1], p=p, seed=seed)
     log_probs = mc_log_probs(net, feats, masks)
     fc = _final_layer(net)
