@@ -43,8 +43,8 @@ class _Wavefront:
     The inverse keeps x in a sheared buffer of shape (columns, C, rows, B): pixel
     ``(i, j)`` of wavefront step ``t = skew * i + j`` sits at column ``t + lead``
     and row ``i + top``. Every tap then reads a fixed (column, row) offset, the
-    pixels of one step are one contiguous run of rows of one column, and each
-    tap's share of a step is one matrix product of contiguous memory, with no
+    pixels of one step are one run of rows of one column, and the taps of one
+    kernel row (consecutive columns) share one matrix product per step, with no
     gather. Slots of pixels outside the image are never written and stay zero,
     which is the convolution's zero padding.
 
@@ -56,8 +56,8 @@ class _Wavefront:
     lead : int
         Zero columns before the first step, the farthest column a tap reaches back.
     steps : tuple of (int, int, int, int)
-        Per step: the run ``start:stop`` of the pixels in step order (`known`'s
-        rows), its buffer column, and its first buffer row.
+        Per step: the run ``start:stop`` of `order` it solves, its buffer column,
+        and its first buffer row.
     order : tuple of int
         Raster indices of the pixels in step order.
     """
@@ -174,28 +174,33 @@ class MaskedInvertibleConv2d(nn.Module):
             (offset, row, -torch.cat([solve @ weight[:, :, u, v] for v in vs], 1))
             for u, vs, (offset, row) in self._tap_rows()
         ]
-        known = torch.matmul(solve, y.detach().reshape(b, c, h * w))
-        image = torch.empty_like(known)
-        # A step's pixels in an image (B, C, H, W): a strided run, ``W - skew``
-        # pixels apart, seen as (C, n, B) like the step's rows of the buffer.
-        strides = (h * w, w - self.skew, c * h * w)
+        # Both y and the buffer keep the batch innermost, so every step's pixels
+        # and every tap's source are plain (rows, n * B) matrices, no gather. A
+        # step's pixels in y: a run ``W - skew`` pixels apart.
+        known = solve @ y.detach().permute(1, 2, 3, 0).reshape(c, h * w * b)
+        run = (h * w * b, (w - self.skew) * b, 1)
+        rows_b, column_size = plan.rows * b, c * plan.rows * b
 
         x = y.new_zeros(plan.columns, c, plan.rows, b)
         for start, stop, column, row in plan.steps:
             n = stop - start
-            first = plan.order[start]
-            out = x[column, :, row : row + n].view(c, n * b)
-            out.view(c, n, b).copy_(known.as_strided((c, n, b), strides, first))
+            at = column * column_size + row * b
+            out = x.as_strided((c, n * b), (rows_b, 1), at)
+            out.as_strided((c, n, b), (rows_b, b, 1), at).copy_(
+                known.as_strided((c, n, b), run, plan.order[start] * b)
+            )
             for offset, tap_row, matrix in rows:
-                span = matrix.shape[1] // c
-                src = x[
-                    column + offset : column + offset + span,
-                    :,
-                    row + tap_row : row + tap_row + n,
-                ]
-                out.addmm_(matrix, src.view(span * c, n * b))
-            image.as_strided((c, n, b), strides, first).copy_(out.view(c, n, b))
-        return image.view(b, c, h, w)
+                src_at = at + offset * column_size + tap_row * b
+                src = x.as_strided((matrix.shape[1], n * b), (rows_b, 1), src_at)
+                out.addmm_(matrix, src)
+        # Pixel (i, j) sits at column lead + skew * i + j, row top + i.
+        image = x.as_strided(
+            (c, h, w, b),
+            (rows_b, self.skew * column_size + b, column_size, 1),
+            plan.lead * column_size + self.padding[2] * b,
+        )
+        flat = image.contiguous().view(c, h * w, b)
+        return flat.permute(2, 0, 1).reshape(b, c, h, w)
 
     def inverse_sequential(self, y: Tensor) -> Tensor:
         """Return the same as `inverse`, one pixel per step in raster order.
