@@ -69,6 +69,29 @@ class _Wavefront:
     order: tuple[int, ...]
 
 
+@dataclass(frozen=True, eq=False)
+class _Workspace:
+    """A sheared buffer for one input shape, with its views made once.
+
+    Attributes
+    ----------
+    buffer : (columns, C, rows, B) Tensor
+        Zero in every slot outside the image; the inverse writes only the others.
+    image : (C, H, W, B) Tensor
+        The view of the image's slots.
+    steps : tuple of (Tensor, tuple of Tensor)
+        Per step: the (C, n * B) view of its pixels, and per kernel row the
+        (span * C, n * B) view of what that row's taps read.
+    solved : tuple of Tensor
+        Per step, a contiguous (C, n * B) scratch matrix (one storage for all).
+    """
+
+    buffer: Tensor
+    image: Tensor
+    steps: tuple[tuple[Tensor, tuple[Tensor, ...]], ...]
+    solved: tuple[Tensor, ...]
+
+
 class InvalidFlowShape(ValueError):
     """A flow layer got a tensor whose shape it cannot take."""
 
@@ -140,6 +163,9 @@ class MaskedInvertibleConv2d(nn.Module):
         )
         self.log_diagonal = nn.Parameter(torch.zeros(channels))
         self._orders: dict[tuple[int, int], _Wavefront] = {}
+        # Workspaces not in use, by input shape; an inverse takes one out while
+        # it runs, so concurrent inverses never share one.
+        self._spare: dict[tuple[object, ...], _Workspace] = {}
 
     def kernel(self) -> Tensor:
         """Return the effective (C, C, k, k) weight: masked, diagonal added."""
@@ -166,41 +192,64 @@ class MaskedInvertibleConv2d(nn.Module):
         plan = self._wavefront(h, w)
         weight = self.kernel().detach()
         solve = torch.linalg.inv(weight[:, :, self.centre[0], self.centre[1]])
-        # x = inv(centre) @ (y - sum over taps of tap @ x_earlier): the y part is
-        # done for every pixel at once, the taps' matrices absorb inv(centre). The
+        # Per step: x = inv(centre) @ (y - sum over taps of tap @ x_earlier). The
         # taps of one kernel row read consecutive buffer columns, which make one
-        # matrix: one product per kernel row and step.
-        rows = [
-            (offset, row, -torch.cat([solve @ weight[:, :, u, v] for v in vs], 1))
-            for u, vs, (offset, row) in self._tap_rows()
+        # matrix: one product per kernel row and step, then one for the centre.
+        matrices = [
+            -torch.cat([weight[:, :, u, v] for v in vs], 1)
+            for u, vs, _ in self._tap_rows()
         ]
-        # Both y and the buffer keep the batch innermost, so every step's pixels
-        # and every tap's source are plain (rows, n * B) matrices, no gather. A
-        # step's pixels in y: a run ``W - skew`` pixels apart.
-        known = solve @ y.detach().permute(1, 2, 3, 0).reshape(c, h * w * b)
-        run = (h * w * b, (w - self.skew) * b, 1)
-        rows_b, column_size = plan.rows * b, c * plan.rows * b
-
-        x = y.new_zeros(plan.columns, c, plan.rows, b)
-        for start, stop, column, row in plan.steps:
-            n = stop - start
-            at = column * column_size + row * b
-            out = x.as_strided((c, n * b), (rows_b, 1), at)
-            out.as_strided((c, n, b), (rows_b, b, 1), at).copy_(
-                known.as_strided((c, n, b), run, plan.order[start] * b)
-            )
-            for offset, tap_row, matrix in rows:
-                src_at = at + offset * column_size + tap_row * b
-                src = x.as_strided((matrix.shape[1], n * b), (rows_b, 1), src_at)
+        # The buffer keeps the batch innermost, so a step's pixels and each
+        # kernel row's sources are plain (rows, n * B) matrices. y goes in by a
+        # 2-D transpose, far faster than a 4-D permute.
+        key = (b, h, w, y.dtype, y.device)
+        space = self._spare.pop(key, None) or self._workspace(plan, b, h, w, y)
+        transposed = y.detach().reshape(b, c * h * w).t().contiguous()
+        space.image.copy_(transposed.view(c, h, w, b))
+        for (out, sources), solved in zip(space.steps, space.solved, strict=True):
+            for matrix, src in zip(matrices, sources, strict=True):
                 out.addmm_(matrix, src)
+            torch.mm(solve, out, out=solved)
+            out.copy_(solved)
+        x = space.image.contiguous().view(c * h * w, b).t().reshape(b, c, h, w)
+        if len(self._spare) < 4:
+            self._spare[key] = space
+        return x
+
+    def _workspace(
+        self, plan: _Wavefront, b: int, h: int, w: int, like: Tensor
+    ) -> _Workspace:
+        c = self.channels
+        buffer = like.new_zeros(plan.columns, c, plan.rows, b)
+        rows_b, column_size = plan.rows * b, c * plan.rows * b
         # Pixel (i, j) sits at column lead + skew * i + j, row top + i.
-        image = x.as_strided(
+        image = buffer.as_strided(
             (c, h, w, b),
             (rows_b, self.skew * column_size + b, column_size, 1),
             plan.lead * column_size + self.padding[2] * b,
         )
-        flat = image.contiguous().view(c, h * w, b)
-        return flat.permute(2, 0, 1).reshape(b, c, h, w)
+        spans = [(offset, row, len(vs)) for _, vs, (offset, row) in self._tap_rows()]
+        steps = []
+        for start, stop, column, row in plan.steps:
+            n = stop - start
+            at = column * column_size + row * b
+            out = buffer.as_strided((c, n * b), (rows_b, 1), at)
+            sources = tuple(
+                buffer.as_strided(
+                    (span * c, n * b),
+                    (rows_b, 1),
+                    at + offset * column_size + tap_row * b,
+                )
+                for offset, tap_row, span in spans
+            )
+            steps.append((out, sources))
+        widest = max(stop - start for start, stop, _, _ in plan.steps)
+        scratch = like.new_empty(c * widest * b)
+        solved = tuple(
+            scratch[: c * (stop - start) * b].view(c, (stop - start) * b)
+            for start, stop, _, _ in plan.steps
+        )
+        return _Workspace(buffer, image, tuple(steps), solved)
 
     def inverse_sequential(self, y: Tensor) -> Tensor:
         """Return the same as `inverse`, one pixel per step in raster order.

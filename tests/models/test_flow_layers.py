@@ -138,6 +138,31 @@ def test_wavefront_inverse_equals_sequential_reference(make, shape):
     assert (conv(fast)[0] - y).abs().max() < 1e-4
 
 
+def test_inverse_reuses_its_workspace_without_carrying_values_over():
+    """Each input shape keeps a sheared buffer between calls: a second image, a
+    changed weight and another batch size must all invert from scratch."""
+    conv = _perturbed(CInCConv2d(4), seed=1)
+    first = torch.randn(3, 4, 6, 7, generator=torch.Generator().manual_seed(1))
+    second = torch.randn(3, 4, 6, 7, generator=torch.Generator().manual_seed(2))
+    other = torch.randn(1, 4, 6, 7, generator=torch.Generator().manual_seed(3))
+
+    with torch.no_grad():
+        conv.inverse(first)
+        torch.testing.assert_close(
+            conv.inverse(second), conv.inverse_sequential(second), atol=1e-5, rtol=0
+        )
+        conv.weight.mul_(1.5)
+        torch.testing.assert_close(
+            conv.inverse(second), conv.inverse_sequential(second), atol=1e-5, rtol=0
+        )
+        torch.testing.assert_close(
+            conv.inverse(other), conv.inverse_sequential(other), atol=1e-5, rtol=0
+        )
+        torch.testing.assert_close(
+            conv.inverse(first), conv.inverse_sequential(first), atol=1e-5, rtol=0
+        )
+
+
 def test_cinc_reads_only_pixels_above_and_to_the_left():
     conv = _perturbed(CInCConv2d(2), seed=7)
     x = torch.zeros(1, 2, 6, 6)
