@@ -84,12 +84,15 @@ class _Workspace:
         (span * C, n * B) view of what that row's taps read.
     solved : tuple of Tensor
         Per step, a contiguous (C, n * B) scratch matrix (one storage for all).
+    transposed : (C * H * W, B) Tensor
+        Where y is turned batch-innermost.
     """
 
     buffer: Tensor
     image: Tensor
     steps: tuple[tuple[Tensor, tuple[Tensor, ...]], ...]
     solved: tuple[Tensor, ...]
+    transposed: Tensor
 
 
 class InvalidFlowShape(ValueError):
@@ -195,8 +198,9 @@ class MaskedInvertibleConv2d(nn.Module):
         # Per step: x = inv(centre) @ (y - sum over taps of tap @ x_earlier). The
         # taps of one kernel row read consecutive buffer columns, which make one
         # matrix: one product per kernel row and step, then one for the centre.
+        by_row = weight.permute(2, 0, 3, 1)  # (u, out, v, in)
         matrices = [
-            -torch.cat([weight[:, :, u, v] for v in vs], 1)
+            -by_row[u, :, vs[0] : vs[-1] + 1].reshape(c, len(vs) * c)
             for u, vs, _ in self._tap_rows()
         ]
         # The buffer keeps the batch innermost, so a step's pixels and each
@@ -204,8 +208,8 @@ class MaskedInvertibleConv2d(nn.Module):
         # 2-D transpose, far faster than a 4-D permute.
         key = (b, h, w, y.dtype, y.device)
         space = self._spare.pop(key, None) or self._workspace(plan, b, h, w, y)
-        transposed = y.detach().reshape(b, c * h * w).t().contiguous()
-        space.image.copy_(transposed.view(c, h, w, b))
+        space.transposed.copy_(y.detach().reshape(b, c * h * w).t())
+        space.image.copy_(space.transposed.view(c, h, w, b))
         for (out, sources), solved in zip(space.steps, space.solved, strict=True):
             for matrix, src in zip(matrices, sources, strict=True):
                 out.addmm_(matrix, src)
@@ -249,7 +253,8 @@ class MaskedInvertibleConv2d(nn.Module):
             scratch[: c * (stop - start) * b].view(c, (stop - start) * b)
             for start, stop, _, _ in plan.steps
         )
-        return _Workspace(buffer, image, tuple(steps), solved)
+        transposed = like.new_empty(c * h * w, b)
+        return _Workspace(buffer, image, tuple(steps), solved, transposed)
 
     def inverse_sequential(self, y: Tensor) -> Tensor:
         """Return the same as `inverse`, one pixel per step in raster order.

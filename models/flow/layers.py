@@ -197,16 +197,25 @@ class Split(nn.Module):
 
 
 class CouplingNet(nn.Sequential):
-    """The conditioner of a coupling: conv 3x3, ReLU, conv 1x1, ReLU, zero conv 3x3."""
+    """The conditioner of a coupling: conv 3x3, ReLU, conv 1x1, ReLU, zero conv 3x3.
+
+    Weights and activations are channels-last, which CPU convolutions (oneDNN) run
+    about twice as fast as the default layout; it is most of a flow's work.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, hidden: int) -> None:
         super().__init__(
             nn.Conv2d(in_channels, hidden, 3, padding=1),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             nn.Conv2d(hidden, hidden, 1),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             ZeroConv2d(hidden, out_channels),
         )
+        self.to(memory_format=torch.channels_last)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Return the conditioner's output for `x`, (B, out_channels, H, W)."""
+        return super().forward(x.contiguous(memory_format=torch.channels_last))
 
 
 def bounded(raw: Tensor, bound: float) -> Tensor:

@@ -141,8 +141,8 @@ def run_benchmark(
         sampling[t.name] = t.seconds
         if progress:
             progress(f"{t.name}: {t.seconds:.3f} s")
-    layer = time_layer_inverse(12, size, batch=n)
-    single = time_layer_inverse(12, size, batch=1)
+    layer = time_layer_inverse(12, size, batch=n, repeats=7)
+    single = time_layer_inverse(12, size, batch=1, repeats=7)
     if progress:
         progress("single-layer inverses timed")
 
