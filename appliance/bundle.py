@@ -115,15 +115,27 @@ class BundleInfo:
             )
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             problems.append("mean and std must be three numbers, std positive")
-        confusion = self.metrics.get("confusion")
-        if confusion is not None:
+        for key in ("confusion", "fused_confusion"):
+            confusion = self.metrics.get(key)
+            if confusion is None:
+                continue
             shape = np.asarray(confusion).shape
             if shape != (len(self.classes), len(self.classes)):
                 problems.append(
-                    f"confusion matrix is {shape}, expected {len(self.classes)} square"
+                    f"{key} matrix is {shape}, expected {len(self.classes)} square"
                 )
         if problems:
             raise BundleError("invalid bundle description: " + "; ".join(problems))
+
+    @property
+    def purity_confusion(self) -> list[list[int]] | None:
+        """The confusion matrix (rows the truth) purity is corrected with.
+
+        That of fused seed verdicts where the build could measure it (seeds seen
+        from both sides, as on the rig), else that of single views.
+        """
+        found = self.metrics.get("fused_confusion", self.metrics.get("confusion"))
+        return None if found is None else [[int(v) for v in row] for row in found]
 
     @property
     def pure_mask(self) -> NDArray[np.bool_]:

@@ -78,7 +78,7 @@ def summary_json(inspection: Inspection, recipe: Recipe | None) -> dict[str, Any
     if inspection.classifier is None or recipe is None or not seeds:
         return out
     info = inspection.classifier.info
-    confusion = info.metrics.get("confusion")
+    confusion = info.purity_confusion
     purity = summarise(
         [inspection.fused_class(s) for s in seeds],
         [s.area_mm2 for s in seeds],
@@ -105,7 +105,7 @@ def model_json(inspection: Inspection) -> dict[str, Any] | None:
         "pure_classes": list(bundle.info.pure_classes),
         # Kept so that an amended sample's corrected purity is recomputed with the
         # error rates of the model that classified it, whatever is installed since.
-        "confusion": bundle.info.metrics.get("confusion"),
+        "confusion": bundle.info.purity_confusion,
     }
 
 

@@ -413,6 +413,12 @@ def _print_metrics(report: dict[str, Any], *, as_json: bool) -> None:
         )
         chosen = "+".join(report["test_time_flips"]) or "none"
         print(f"test-time flips        {chosen} (validation: {tried})")
+    if "fused_accuracy" in report:
+        seeds = sum(map(sum, report["fused_confusion"]))
+        print(
+            f"fused per seed         {100 * report['fused_accuracy']:.1f}% of {seeds} "
+            "seeds (its confusion corrects purity)"
+        )
     print("recall per class")
     for name, recall in report["per_class_recall"].items():
         shown = "-" if recall is None else f"{100 * recall:.1f}%"

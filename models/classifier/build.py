@@ -96,6 +96,12 @@ def build_bundle(
     )
     report["test_time_flips"] = list(flips)
     report["accuracy_by_flips"] = by_flips
+    fused = fused_confusion(
+        int8_net if numeric == "int8" else net, info, val, flips, pure_classes
+    )
+    if fused is not None:
+        report["fused_confusion"] = fused
+        report["fused_accuracy"] = float(np.trace(fused) / max(1, np.sum(fused)))
 
     crop = dict(info.crop)
     if data.source.get("ready_side_px"):
@@ -138,6 +144,38 @@ def build_bundle(
         ", ".join(flips) or "none",
     )
     return report
+
+
+def fused_confusion(
+    net: torch.nn.Module,
+    info: BundleInfo,
+    val: CropSet,
+    flips: tuple[str, ...],
+    pure_classes: tuple[str, ...],
+) -> list[list[int]] | None:
+    """Confusion matrix of fused verdicts per physical seed (rows: its class).
+
+    Each validation seed's views are classified as the appliance classifies them
+    (this network, these flips) and fused by `appliance.fusion.fuse_views`, so the
+    purity correction can use the error rates of the verdicts it corrects. None
+    for crops that are not views of known seeds (image folders).
+    """
+    if not val.views or len(val) == 0 or (val.kernels < 0).any():
+        return None
+    from appliance.fusion import fuse_views
+
+    probs = predict_probs(net, info, val.crops, flips=flips)
+    seeds: dict[int, dict[str, np.ndarray]] = {}
+    truth: dict[int, int] = {}
+    for i, (kernel, view) in enumerate(zip(val.kernels, val.views, strict=True)):
+        seeds.setdefault(int(kernel), {})[view] = probs[i]
+        truth[int(kernel)] = int(val.truth[i])
+    pure_mask = np.array([c in pure_classes for c in val.classes])
+    matrix = np.zeros((len(val.classes), len(val.classes)), np.int64)
+    for kernel, views in seeds.items():
+        verdict = fuse_views(views.get("top"), views.get("bottom"), pure_mask)
+        matrix[truth[kernel], verdict.class_index] += 1
+    return matrix.tolist()
 
 
 def choose_flips(

@@ -335,3 +335,71 @@ def test_class_weighted_training_changes_the_weights_and_epoch_crops_the_steps()
             TrainConfig(epochs=1, epoch_crops=len(labels) + 1),
             show_progress=False,
         )
+
+
+def _redness_network():
+    """Says "broken" for red crops and "pure" for dark ones."""
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 2, 1), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()
+    )
+    with torch.no_grad():
+        net[0].weight.zero_()
+        net[0].bias.zero_()
+        net[0].weight[0, 0] = -10.0
+        net[0].weight[1, 0] = 10.0
+    return net.eval()
+
+
+def test_fused_confusion_counts_each_seed_once_with_the_appliance_fusion():
+    from models.classifier.build import fused_confusion
+
+    red = np.zeros((16, 16, 3), np.uint8)
+    red[..., 0] = 255
+    dark = np.zeros((16, 16, 3), np.uint8)
+    # (kernel, view, crop, the seed's true class): a defect seen from one side, a
+    # pure seed, a defect neither side shows, and a seed seen from the top only.
+    rows = [
+        (1, "top", red, 1),
+        (1, "bottom", dark, 1),
+        (2, "top", dark, 0),
+        (2, "bottom", dark, 0),
+        (3, "top", dark, 1),
+        (3, "bottom", dark, 1),
+        (4, "top", red, 1),
+    ]
+    crops = np.stack([r[2] for r in rows])
+    truth = np.array([r[3] for r in rows])
+    val = CropSet(
+        crops,
+        truth,
+        ("pure", "broken"),
+        np.zeros(len(rows), np.int64),
+        np.array([r[0] for r in rows]),
+        truth,
+        tuple(r[1] for r in rows),
+    )
+    info = make_info(("pure", "broken"), ("pure",), 16)
+
+    matrix = fused_confusion(_redness_network(), info, val, (), ("pure",))
+
+    assert matrix == [[1, 0], [1, 2]]
+    folder = CropSet(crops, truth, ("pure", "broken"), truth, np.full(7, -1), truth)
+    assert fused_confusion(_redness_network(), info, folder, (), ("pure",)) is None
+
+
+def test_purity_is_corrected_with_the_fused_confusion_where_the_build_measured_it():
+    info = make_info(
+        ("pure", "broken"),
+        ("pure",),
+        16,
+        metrics={"confusion": [[9, 1], [2, 8]], "fused_confusion": [[5, 0], [1, 4]]},
+    )
+    assert info.purity_confusion == [[5, 0], [1, 4]]
+    per_view = make_info(
+        ("pure", "broken"), ("pure",), 16, metrics={"confusion": [[9, 1], [2, 8]]}
+    )
+    assert per_view.purity_confusion == [[9, 1], [2, 8]]
+    from appliance.bundle import BundleError
+
+    with pytest.raises(BundleError, match="fused_confusion matrix"):
+        make_info(("pure", "broken"), ("pure",), 16, metrics={"fused_confusion": [[1]]})
