@@ -219,14 +219,14 @@ def _load_data(args: argparse.Namespace, classes: Sequence[str] | None = None) -
     )
 
 
-def _progress_bar(what: str):  # noqa: ANN202
+def _progress_bar(what: str, unit: str = "item"):  # noqa: ANN202
     from tqdm import tqdm
 
     state: dict[str, Any] = {}
 
     def update(done: int, total: int) -> None:
         if "bar" not in state:
-            state["bar"] = tqdm(total=total, desc=what, unit="item", leave=False)
+            state["bar"] = tqdm(total=total, desc=what, unit=unit, leave=False)
         state["bar"].n = done
         state["bar"].refresh()
         if done >= total:

@@ -96,9 +96,7 @@ def build_bundle(
     )
     report["test_time_flips"] = list(flips)
     report["accuracy_by_flips"] = by_flips
-    fused = fused_confusion(
-        int8_net if numeric == "int8" else net, info, val, flips, pure_classes
-    )
+    fused = fused_confusion(int8_net if numeric == "int8" else net, info, val, flips)
     if fused is not None:
         report["fused_confusion"] = fused
         report["fused_accuracy"] = float(np.trace(fused) / max(1, np.sum(fused)))
@@ -151,7 +149,6 @@ def fused_confusion(
     info: BundleInfo,
     val: CropSet,
     flips: tuple[str, ...],
-    pure_classes: tuple[str, ...],
 ) -> list[list[int]] | None:
     """Confusion matrix of fused verdicts per physical seed (rows: its class).
 
@@ -170,10 +167,9 @@ def fused_confusion(
     for i, (kernel, view) in enumerate(zip(val.kernels, val.views, strict=True)):
         seeds.setdefault(int(kernel), {})[view] = probs[i]
         truth[int(kernel)] = int(val.truth[i])
-    pure_mask = np.array([c in pure_classes for c in val.classes])
-    matrix = np.zeros((len(val.classes), len(val.classes)), np.int64)
+    matrix = np.zeros((len(info.classes), len(info.classes)), np.int64)
     for kernel, views in seeds.items():
-        verdict = fuse_views(views.get("top"), views.get("bottom"), pure_mask)
+        verdict = fuse_views(views.get("top"), views.get("bottom"), info.pure_mask)
         matrix[truth[kernel], verdict.class_index] += 1
     return matrix.tolist()
 

@@ -156,19 +156,9 @@ def _data_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _progress(what: str):  # noqa: ANN202
-    from tqdm import tqdm
+    from models.cli import _progress_bar
 
-    state: dict[str, Any] = {}
-
-    def update(done: int, total: int) -> None:
-        if "bar" not in state:
-            state["bar"] = tqdm(total=total, desc=what, unit="img", leave=False)
-        state["bar"].n = done
-        state["bar"].refresh()
-        if done >= total:
-            state["bar"].close()
-
-    return update
+    return _progress_bar(what, unit="img")
 
 
 def _load(args: argparse.Namespace, classes: list[str] | None = None) -> Any:

@@ -380,11 +380,11 @@ def test_fused_confusion_counts_each_seed_once_with_the_appliance_fusion():
     )
     info = make_info(("pure", "broken"), ("pure",), 16)
 
-    matrix = fused_confusion(_redness_network(), info, val, (), ("pure",))
+    matrix = fused_confusion(_redness_network(), info, val, ())
 
     assert matrix == [[1, 0], [1, 2]]
     folder = CropSet(crops, truth, ("pure", "broken"), truth, np.full(7, -1), truth)
-    assert fused_confusion(_redness_network(), info, folder, (), ("pure",)) is None
+    assert fused_confusion(_redness_network(), info, folder, ()) is None
 
 
 def test_purity_is_corrected_with_the_fused_confusion_where_the_build_measured_it():
