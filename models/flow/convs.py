@@ -28,6 +28,7 @@ initialisation) it is the unit-diagonal case.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -55,18 +56,15 @@ class _Wavefront:
         rows.
     lead : int
         Zero columns before the first step, the farthest column a tap reaches back.
-    steps : tuple of (int, int, int, int)
-        Per step: the run ``start:stop`` of `order` it solves, its buffer column,
-        and its first buffer row.
-    order : tuple of int
-        Raster indices of the pixels in step order.
+    steps : tuple of (int, int, int)
+        Per step: how many pixels it solves, its buffer column, and its first
+        buffer row.
     """
 
     columns: int
     rows: int
     lead: int
-    steps: tuple[tuple[int, int, int, int], ...]
-    order: tuple[int, ...]
+    steps: tuple[tuple[int, int, int], ...]
 
 
 @dataclass(frozen=True, eq=False)
@@ -201,7 +199,7 @@ class MaskedInvertibleConv2d(nn.Module):
         by_row = weight.permute(2, 0, 3, 1)  # (u, out, v, in)
         matrices = [
             -by_row[u, :, vs[0] : vs[-1] + 1].reshape(c, len(vs) * c)
-            for u, vs, _ in self._tap_rows()
+            for u, vs, _ in self._rows
         ]
         # The buffer keeps the batch innermost, so a step's pixels and each
         # kernel row's sources are plain (rows, n * B) matrices. y goes in by a
@@ -234,10 +232,9 @@ class MaskedInvertibleConv2d(nn.Module):
             (rows_b, self.skew * column_size + b, column_size, 1),
             plan.lead * column_size + self.padding[2] * b,
         )
-        spans = [(offset, row, len(vs)) for _, vs, (offset, row) in self._tap_rows()]
+        spans = [(offset, row, len(vs)) for _, vs, (offset, row) in self._rows]
         steps = []
-        for start, stop, column, row in plan.steps:
-            n = stop - start
+        for n, column, row in plan.steps:
             at = column * column_size + row * b
             out = buffer.as_strided((c, n * b), (rows_b, 1), at)
             sources = tuple(
@@ -249,12 +246,9 @@ class MaskedInvertibleConv2d(nn.Module):
                 for offset, tap_row, span in spans
             )
             steps.append((out, sources))
-        widest = max(stop - start for start, stop, _, _ in plan.steps)
+        widest = max(n for n, _, _ in plan.steps)
         scratch = like.new_empty(c * widest * b)
-        solved = tuple(
-            scratch[: c * (stop - start) * b].view(c, (stop - start) * b)
-            for start, stop, _, _ in plan.steps
-        )
+        solved = tuple(scratch[: c * n * b].view(c, n * b) for n, _, _ in plan.steps)
         transposed = like.new_empty(c * h * w, b)
         return _Workspace(buffer, image, tuple(steps), solved, transposed)
 
@@ -284,14 +278,16 @@ class MaskedInvertibleConv2d(nn.Module):
                 ).T
         return x[:, :, top : top + h, left : left + w]
 
-    def _tap_rows(self) -> list[tuple[int, list[int], tuple[int, int]]]:
+    @functools.cached_property
+    def _rows(self) -> list[tuple[int, list[int], tuple[int, int]]]:
         """List each kernel row's kept off-centre taps and where the first reads.
 
         Per kernel row ``u``: its taps' columns ``v`` (a contiguous run), and the
         (column, row) buffer offset of the first one. Tap ``(u, v)`` reads the
         pixel ``(i + u - top, j + v - left)``, solved ``skew * (u - top) + v - left``
         steps earlier (always before), ``u - top`` rows from the output's row;
-        the run's taps read consecutive columns.
+        the run's taps read consecutive columns. Fixed by the mask, so worked out
+        once, at the first inverse.
         """
         left, _, top, _ = self.padding
         kept: Tensor = self.mask.amax((0, 1))  # type: ignore[operator]
@@ -316,26 +312,21 @@ class MaskedInvertibleConv2d(nn.Module):
 
     def _make_wavefront(self, h: int, w: int) -> _Wavefront:
         _, _, top, bottom = self.padding
-        lead = max((-offset for _, _, (offset, _) in self._tap_rows()), default=0)
-        rows = h + top + bottom
+        lead = max((-offset for _, _, (offset, _) in self._rows), default=0)
         n_steps = self.skew * (h - 1) + w
-        ii, jj = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
-        ii, jj = ii.reshape(-1), jj.reshape(-1)
-        step = self.skew * ii + jj
-        # Stable sort by step: each step is a contiguous run, rows ascending.
-        order = torch.sort(step, stable=True).indices
-        counts = torch.bincount(step, minlength=n_steps).tolist()
-        first_rows = ii[order].tolist()
-        steps, start = [], 0
-        for t, n in enumerate(counts):
-            steps.append((start, start + n, lead + t, first_rows[start] + top))
-            start += n
+        steps = []
+        for t in range(n_steps):
+            # Step t solves the pixels (i, t - skew * i) inside the image: the
+            # rows from ceil((t - w + 1) / skew) to floor(t / skew).
+            first = max(0, -((w - 1 - t) // self.skew))
+            last = min(h - 1, t // self.skew)
+            if last >= first:
+                steps.append((last - first + 1, lead + t, first + top))
         return _Wavefront(
             columns=lead + n_steps,
-            rows=rows,
+            rows=h + top + bottom,
             lead=lead,
             steps=tuple(steps),
-            order=tuple(order.tolist()),
         )
 
 
