@@ -140,8 +140,11 @@ def main() -> None:
     )
     for name in datasets(args.wheat):
         for mixing, coupling in ARMS:
-            arm = [r for r in rows if r["data"] == name]
-            arm = [r for r in arm if r["arm"] == f"{mixing}+{coupling}"]
+            arm = [
+                r
+                for r in rows
+                if r["data"] == name and r["arm"] == f"{mixing}+{coupling}"
+            ]
             bpd = [r["bpd"] for r in arm]
             aurocs = [r["auroc"] for r in arm if r["auroc"] is not None]
             auroc = "-"

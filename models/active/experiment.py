@@ -159,12 +159,10 @@ class HeadLearner:
     def __init__(
         self, feats: NDArray[np.float32], data: CropSet, budget: Budget, seed: int
     ) -> None:
-        self.feats, self.labels, self.budget, self.seed = (
-            feats,
-            data.labels,
-            budget,
-            seed,
-        )
+        self.feats = feats
+        self.labels = data.labels
+        self.budget = budget
+        self.seed = seed
         torch.manual_seed(seed)
         self.head = FeatureHead(feats.shape[1], len(data.classes))
 
