@@ -19,7 +19,7 @@ TARGETS = {
     "cinc layer, sequential / wavefront inverse": ">= 20",
     "cinc layer, one image, sequential / wavefront inverse": ">= 20",
     "cinc layer, wavefront inverse / forward": "-",
-    "cinc sampling, sequential / wavefront inverse": ">= 20",
+    "cinc sampling, sequential / wavefront inverse": "-",
     "cinc / emerging sampling (emerging sequential, as its paper)": "<= 0.6",
     "cinc / emerging sampling (both wavefront)": "<= 0.6",
     "cinc / glow sampling": "<= 2",
