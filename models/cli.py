@@ -130,7 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
     recipe = sub.add_parser("recipe", help="build and install a recipe's model bundle")
     recipe_verbs = recipe.add_subparsers(dest="verb", required=True, metavar="ACTION")
     p = recipe_verbs.add_parser(
-        "build", help="train the recipe's bundle and install it"
+        "build",
+        help="train the recipe's bundle and install it",
+        description='Train the recipe\'s bundle as its "build" section says and '
+        "install it. Keys: source (simulated or folder), samples (simulated "
+        "samples), data, ready_crops, crop_side_px (the image folder and how its "
+        "photographs are cut), size (input px), epochs, balanced, seed, "
+        "light_jitter (scale of the brightness, contrast and saturation "
+        "augmentation, 1 by default), max_test_time_flips, version.",
     )
     p.add_argument("name", help="recipe name (see `seedqa recipes`)")
     p.add_argument(
@@ -343,6 +350,7 @@ def cmd_recipe_build(args: argparse.Namespace) -> int:
         epochs=args.epochs or int(spec.get("epochs", 8)),
         balanced=bool(spec.get("balanced", False)),
         seed=seed,
+        light_jitter=float(spec.get("light_jitter", 1.0)),
     )
     report = build_bundle(
         data,
