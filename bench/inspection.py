@@ -14,6 +14,10 @@ appliance does, and prints:
   the fast path against fp32 eager at the bundle's own crop size.
 
     .venv/bin/python bench/inspection.py --model BUNDLE [--samples 20]
+
+The file is not called ``inspect.py``: a script's folder comes first on
+``sys.path``, so that name would shadow the standard library's ``inspect``, which
+torch imports.
 """
 
 from __future__ import annotations
